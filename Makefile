@@ -1,0 +1,60 @@
+# FER-crossval: the front door. `make run` and `make test` set everything up on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+MODEL      ?= dan
+DATASET    ?= synthetic
+# The synthetic dataset defaults to the quick CPU profile; real datasets to the reference protocol.
+PROFILE    ?= $(if $(filter synthetic,$(DATASET)),quick,full)
+ITERATIONS ?=
+JOBS       ?= 1
+SET        ?=
+DATA_ROOT  ?=
+TIMEOUT    ?=
+TAG        ?=
+RESULTS    ?= results
+DDOF       ?= 1
+
+RUN_ARGS = --model $(MODEL) --dataset $(DATASET) --profile $(PROFILE) --results $(RESULTS) \
+	$(if $(ITERATIONS),--iterations $(ITERATIONS)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) \
+	$(if $(TAG),--tag $(TAG)) $(if $(strip $(SET)),--set $(SET))
+
+.PHONY: help venv run plan list report test align clean-venv
+
+help:
+	@echo "make run     [MODEL=dan] [DATASET=synthetic] [PROFILE=quick|full] [ITERATIONS=N] [JOBS=N] [SET=\"k=v ...\"] [DATA_ROOT=dir] [TIMEOUT=s] [TAG=name]"
+	@echo "make plan    same selection: what would run, what is done"
+	@echo "make report  [RESULTS=results] [DDOF=1]: collect and render tables"
+	@echo "make list    models, datasets, profiles"
+	@echo "make align   DATASET=expw SRC=raw DST=aligned [ALIGN_ARGS=...]"
+	@echo "make test    the test suite"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) -m harness run $(RUN_ARGS) --jobs $(JOBS) --ddof $(DDOF) $(if $(TIMEOUT),--timeout $(TIMEOUT))
+
+plan: venv
+	$(PY) -m harness plan $(RUN_ARGS)
+
+list: venv
+	$(PY) -m harness list
+
+report: venv
+	$(PY) -m harness report --results $(RESULTS) --ddof $(DDOF)
+
+align: venv
+	$(PY) -m preprocess align --dataset $(DATASET) --src $(SRC) --dst $(DST) $(ALIGN_ARGS)
+
+test: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

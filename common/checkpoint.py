@@ -1,0 +1,104 @@
+"""Checkpoint and published-weight I/O, once for every model.
+
+Everything untrusted is read with torch.load(weights_only=True). Legacy pickles (whole pickled
+modules, pickles of numpy arrays) go through an explicit one-time converter that says it
+trusts the file (see `convert_legacy`); training never unpickles.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from common.adapter import LoadReport
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write via a temp file in the same folder and rename, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o644)
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_state_file(path: Path, key: str | None = None) -> dict[str, torch.Tensor]:
+    """Load a state dict saved with torch.save, safely. `key` picks a sub-dict (e.g. 'state_dict').
+
+    Falls back to the whole object when `key` is absent and the file is already a flat state dict.
+    A DataParallel 'module.' prefix is stripped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # the message of an unsafe pickle names the class it refused
+        raise ValueError(
+            f"{path} cannot be loaded safely (weights_only=True): {e}\n"
+            "If it is a legacy pickle from the authors, convert it once with the model's converter "
+            "(see the model README), then point the config at the converted file."
+        ) from e
+    if key is not None and isinstance(obj, Mapping) and key in obj:
+        obj = obj[key]
+    elif key is not None and not _is_state_dict(obj):
+        found = sorted(obj)[:20] if isinstance(obj, Mapping) else type(obj).__name__
+        raise KeyError(f"{path}: expected key {key!r} holding a state dict; found {found}")
+    if not _is_state_dict(obj):
+        raise ValueError(f"{path}: not a state dict of tensors (got {type(obj).__name__})")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
+
+
+def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], *, files: list[Path],
+              strict: bool = True, rename: Callable[[str], str | None] | None = None,
+              what: str = "backbone") -> LoadReport:
+    """Load `state` into `module` by name (after optional `rename`; None drops a key, and is
+    reported). Shape mismatches are never loaded and are reported. With strict=True anything
+    missing or unexpected raises, naming the keys. Prints 'loaded X of Y <what> tensors'."""
+    target = module.state_dict()
+    renamed: dict[str, torch.Tensor] = {}
+    unexpected: list[str] = []
+    for k, v in state.items():
+        new = rename(k) if rename else k
+        if new is None or new not in target:
+            unexpected.append(k)
+        elif tuple(target[new].shape) != tuple(v.shape):
+            unexpected.append(f"{k} (shape {tuple(v.shape)} != {tuple(target[new].shape)})")
+        else:
+            renamed[new] = v
+    missing = sorted(set(target) - set(renamed))
+    report = LoadReport(files=[str(f) for f in files], sha256=[sha256(Path(f)) for f in files],
+                        loaded=len(renamed), expected=len(target), missing=missing, unexpected=unexpected)
+    if strict and (missing or unexpected):
+        raise ValueError(
+            f"strict load of {', '.join(map(str, files))} into the {what} failed: "
+            f"{len(missing)} missing {missing[:10]}, {len(unexpected)} unexpected {unexpected[:10]}"
+        )
+    module.load_state_dict(renamed, strict=False)
+    print(f"loaded {report.loaded} of {report.expected} {what} tensors from {', '.join(Path(f).name for f in files)}"
+          + (f"; missing {len(missing)}: {missing[:5]}" if missing else "")
+          + (f"; unused {len(unexpected)}: {unexpected[:5]}" if unexpected else ""), flush=True)
+    return report

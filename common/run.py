@@ -1,0 +1,202 @@
+"""Run entry point: `python -m common.run RUN_DIR/spec.json`.
+
+Executes one model × dataset × iteration and writes, next to the spec: status.json (running ->
+done | failed | interrupted, with the error class and message on failure), train_log.jsonl,
+best.pt and predictions.csv. Every write is atomic; status 'done' is written last, so a run that
+dies at any point is never read as a result. The run does not know which runner started it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.config import ROOT
+from common.io import atomic_write_json, atomic_write_text
+from common.spec import RunSpec
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment() -> dict[str, Any]:
+    import timm
+    import torch
+    import torchvision
+
+    return {"hostname": socket.gethostname(), "python": platform.python_version(), "git_commit": git_commit(),
+            "torch": torch.__version__, "torchvision": torchvision.__version__, "timm": timm.__version__,
+            "numpy": np.__version__, "cuda": torch.version.cuda, "platform": platform.platform()}
+
+
+def resolve_pretrained(adapter: Any, cfg: dict[str, Any]) -> dict[str, Path] | None:
+    """Which weight files to load: `none` -> None; `auto` -> the files if all are present in the
+    weights folder, else None with a loud warning; a path -> that file (one-file models) or folder."""
+    choice = cfg["pretrained"]
+    files = adapter.pretrained_files
+    if choice in (None, "none") or not files:
+        if choice not in (None, "none", "auto"):
+            raise ValueError(f"pretrained={choice!r} given, but model {adapter.name!r} has no pretrained weights")
+        return None
+    folder = Path(cfg["weights_dir"])
+    folder = folder if folder.is_absolute() else ROOT / folder
+    if choice not in ("auto",):
+        given = Path(choice)
+        if given.is_dir():
+            folder = given
+        elif given.is_file() and len(files) == 1:
+            return {files[0]: given}
+        else:
+            raise FileNotFoundError(f"pretrained={choice!r}: no such file or folder (model {adapter.name!r} "
+                                    f"expects {', '.join(files)})")
+    found = {name: folder / name for name in files if (folder / name).is_file()}
+    missing = [name for name in files if name not in found]
+    if missing and choice == "auto":
+        msg = (f"PRETRAINED WEIGHTS NOT FOUND for {adapter.name}: {', '.join(missing)} not in {folder}. "
+               f"Training from scratch; results are NOT comparable with the published numbers. "
+               f"Put the files there (see models/{adapter.name}/README.md) or set pretrained=none to silence this.")
+        warnings.warn(msg, stacklevel=2)
+        log("WARNING: " + msg)
+        return None
+    if missing:
+        raise FileNotFoundError(f"pretrained weights missing in {folder}: {', '.join(missing)}")
+    return found
+
+
+def select_pool_indices(n: int, subset: int | None, seed: int) -> np.ndarray:
+    """All of the pool, or a seeded subset kept in pool order (the same for every iteration)."""
+    if not subset or subset >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:subset])
+
+
+def write_predictions(path: Path, ids: list[str], idx: np.ndarray, labels: np.ndarray, logits: np.ndarray,
+                      class_names: list[str]) -> None:
+    import torch
+
+    probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    header = ["sample_id", "pool_index", "label", "pred"] + [f"p_{c}" for c in class_names]
+    lines = [",".join(header)]
+    for j in range(len(idx)):
+        sid = ids[int(idx[j])].replace('"', '""')
+        row = [f'"{sid}"', str(int(idx[j])), str(int(labels[j])), str(int(probs[j].argmax()))]
+        lines.append(",".join(row + [f"{p:.6f}" for p in probs[j]]))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
+    import torch
+
+    from common import datasets, registry
+    from common.data import PoolDataset, make_loader
+    from common.seeding import seed_everything
+    from common.splits import make_split, split_hash
+    from common.train import fit, predict, resolve_device
+    from common.transforms import eval_transform, train_transform
+
+    cfg = spec.config
+    if cfg["train"]["threads"]:
+        torch.set_num_threads(int(cfg["train"]["threads"]))
+    device = resolve_device(cfg["train"]["device"])
+    status["device"] = str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+    generator = seed_everything(spec.iteration)
+    torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+
+    log(f"loading dataset {spec.dataset}")
+    pool = datasets.load_pool(spec.dataset, spec.data_root, exclude_missing=cfg["data"]["exclude_missing"],
+                              synthetic=cfg["data"]["synthetic"] if spec.dataset == "synthetic" else None)
+    status["excluded"] = pool.excluded
+    base = select_pool_indices(len(pool), cfg["data"]["subset"], cfg["protocol"]["random_state"])
+    split = make_split(pool.labels[base], spec.iteration, cfg["protocol"])
+    train_idx, val_idx, test_idx = base[split.train], base[split.val], base[split.test]
+    status.update(split_hash=split_hash(split), pool_size=len(pool), n_used=len(base),
+                  n_train=len(train_idx), n_val=len(val_idx), n_test=len(test_idx))
+    log(f"pool {len(pool)} images ({len(base)} used), split {status['split_hash']}: "
+        f"train {len(train_idx)} / val {len(val_idx)} / test {len(test_idx)}")
+
+    adapter = registry.get_adapter(spec.model)
+    counts = pool.class_counts(train_idx)
+    task = adapter.build(len(pool.class_names), cfg, counts)
+    paths = resolve_pretrained(adapter, cfg)
+    if paths:
+        report = adapter.load_pretrained(task, paths)
+        status["pretrained"] = {"summary": report.summary(), **report.__dict__}
+    else:
+        status["pretrained"] = {"summary": "scratch"}
+    atomic_write_json(run_dir / "status.json", status)
+
+    spec_in = adapter.input_spec
+    tcfg, workers = cfg["train"], int(cfg["data"]["num_workers"])
+    train_loader = make_loader(PoolDataset(pool, train_idx, train_transform(spec_in, cfg)), tcfg["batch_size"],
+                               train=True, num_workers=workers, drop_last=tcfg["drop_last"], generator=generator)
+    val_loader = make_loader(PoolDataset(pool, val_idx, eval_transform(spec_in, cfg)), tcfg["eval_batch_size"],
+                             train=False, num_workers=workers)
+    test_loader = make_loader(PoolDataset(pool, test_idx, eval_transform(spec_in, cfg)), tcfg["eval_batch_size"],
+                              train=False, num_workers=workers)
+    n_params = sum(p.numel() for p in task.parameters())
+    log(f"{spec.model}: {n_params / 1e6:.2f}M parameters on {status['device']}, "
+        f"{tcfg['epochs']} epochs of {len(train_loader)} batches")
+    result = fit(task, train_loader, val_loader, cfg, run_dir, device, log=log)
+    idx, labels, logits = predict(task, test_loader, device, bool(tcfg["amp"]) and device.type == "cuda")
+    write_predictions(run_dir / "predictions.csv", pool.ids, idx, labels, logits, pool.class_names)
+    test_acc = float((logits.argmax(1) == labels).mean())
+    log(f"selected epoch {result.best_epoch} (val acc {result.best_val_accuracy:.4f}); test acc {test_acc:.4f}")
+    if not tcfg["keep_checkpoint"]:
+        (run_dir / "best.pt").unlink(missing_ok=True)
+    status.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run, stopped_early=result.stopped_early,
+                  best_val_accuracy=result.best_val_accuracy, num_params=n_params, class_names=pool.class_names)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m common.run", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("spec", type=Path, help="path to a spec.json written by the harness")
+    args = ap.parse_args(argv)
+    spec = RunSpec.load(args.spec)
+    run_dir = args.spec.parent
+    status: dict[str, Any] = {"status": "running", "spec_hash": spec.hash, "pid": os.getpid(),
+                              "started": time.time(), **environment()}
+    atomic_write_json(run_dir / "status.json", status)
+    log(f"run {spec.model} / {spec.dataset} / iteration {spec.iteration} ({spec.profile} profile) -> {run_dir}")
+    code = 0
+    try:
+        execute(spec, run_dir, status)
+        status["status"] = "done"
+    except KeyboardInterrupt:
+        status.update(status="interrupted", error_class="KeyboardInterrupt", error_message="interrupted by the user")
+        code = 130
+    except Exception as e:  # a crashed run is recorded, never lost; the harness goes on
+        status.update(status="failed", error_class=type(e).__name__, error_message=str(e),
+                      traceback=traceback.format_exc())
+        log(f"FAILED: {type(e).__name__}: {e}")
+        traceback.print_exc()
+        code = 1
+    status["finished"] = time.time()
+    status["wall_s"] = round(status["finished"] - status["started"], 2)
+    atomic_write_json(run_dir / "status.json", status)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The training loop, once for every model.
+
+Selection follows the protocol: keep the checkpoint with the best validation accuracy, stop early
+when the validation loss has not improved for `patience` epochs; the test fold is evaluated once,
+by the caller, on the selected checkpoint. Validation loss is the cross-entropy of the logits of
+the model's prediction rule (task.predict), so it means the same thing for every model.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from common.adapter import Task
+from common.checkpoint import atomic_torch_save
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the run is recorded as failed."""
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val_accuracy: float
+    epochs_run: int
+    stopped_early: bool
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name!r} but CUDA is not available; use device=cpu or auto")
+    return device
+
+
+def build_optimizer(groups: list[dict[str, Any]], tcfg: dict[str, Any]) -> torch.optim.Optimizer:
+    name, lr, wd = tcfg["optimizer"], float(tcfg["lr"]), float(tcfg["weight_decay"])
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, weight_decay=wd, momentum=float(tcfg["momentum"]))
+    raise ValueError(f"train.optimizer={name!r}; valid: adamw, adam, sgd")
+
+
+def build_scheduler(opt: torch.optim.Optimizer, tcfg: dict[str, Any]) -> torch.optim.lr_scheduler.LRScheduler | None:
+    name = tcfg["scheduler"]
+    if name == "cosine":
+        # Stepped past T_max, CosineAnnealingLR climbs back up: the reference suite's cyclic schedule.
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(tcfg["t_max"]))
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=int(tcfg["step_size"]), gamma=float(tcfg["gamma"]))
+    if name == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=float(tcfg["gamma"]))
+    if name == "none":
+        return None
+    raise ValueError(f"train.scheduler={name!r}; valid: cosine, step, exponential, none")
+
+
+@torch.no_grad()
+def predict(task: Task, loader: DataLoader, device: torch.device, amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pool indices, labels, logits) over a loader, in eval mode."""
+    task.eval()
+    idx, ys, logits = [], [], []
+    for x, y, i in loader:
+        with torch.autocast(device.type, enabled=amp):
+            out = task.predict(x.to(device, non_blocking=True))
+        logits.append(out.float().cpu())
+        ys.append(y)
+        idx.append(i)
+    return torch.cat(idx).numpy(), torch.cat(ys).numpy(), torch.cat(logits).numpy()
+
+
+def evaluate(task: Task, loader: DataLoader, device: torch.device, amp: bool = False) -> tuple[float, float]:
+    """(cross-entropy, accuracy) of the prediction logits."""
+    _, y, logits = predict(task, loader, device, amp)
+    t = torch.from_numpy(logits)
+    loss = float(F.cross_entropy(t, torch.from_numpy(y)).item())
+    return loss, float((logits.argmax(1) == y).mean())
+
+
+def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[str, Any], run_dir: Path,
+        device: torch.device, log: Callable[[str], None] = print) -> FitResult:
+    tcfg = cfg["train"]
+    run_dir = Path(run_dir)
+    amp = bool(tcfg["amp"]) and device.type == "cuda"
+    if tcfg["amp"] and device.type != "cuda":
+        warnings.warn("train.amp=true is ignored on CPU (mixed precision here is CUDA only)", stacklevel=2)
+    task.to(device)
+    opt = build_optimizer(task.param_groups(), tcfg)
+    sched = build_scheduler(opt, tcfg)
+    per_batch = tcfg["scheduler_step"] == "batch"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    accum, clip, patience = int(tcfg["grad_accum"]), tcfg["grad_clip"], tcfg["patience"]
+    epochs, n_batches = int(tcfg["epochs"]), len(train_loader)
+    if n_batches == 0:
+        raise ValueError(f"the training split ({len(train_loader.dataset)} samples) is smaller than one batch "
+                         f"(train.batch_size={tcfg['batch_size']}); lower the batch size")
+    best_acc, best_epoch, best_loss, since_best_loss = -1.0, -1, math.inf, 0
+    log_path = run_dir / "train_log.jsonl"
+    log_path.unlink(missing_ok=True)
+    ckpt = run_dir / "best.pt"
+    epoch = -1
+    stopped = False
+    for epoch in range(epochs):
+        t0 = time.time()
+        task.on_epoch_start(epoch)
+        task.train()
+        opt.zero_grad(set_to_none=True)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for b, (x, y, _) in enumerate(train_loader):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=amp):
+                out = task(x, y)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"training loss is {loss.item()} at epoch {epoch + 1}, batch {b + 1}")
+            scaler.scale(loss / accum).backward()
+            if (b + 1) % accum == 0 or b + 1 == n_batches:
+                if clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], float(clip))
+                scaler.step(opt)
+                scaler.update()
+                opt.zero_grad(set_to_none=True)
+                if sched is not None and per_batch:
+                    sched.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((out["logits"].detach().argmax(1) == y).sum())
+            seen += len(y)
+            if n_batches >= 100 and (b + 1) % max(1, n_batches // 10) == 0:
+                log(f"  epoch {epoch + 1}/{epochs} batch {b + 1}/{n_batches} loss {loss_sum / seen:.4f}")
+        task.on_epoch_end(epoch)
+        lr = opt.param_groups[0]["lr"]
+        if sched is not None and not per_batch:
+            sched.step()
+        val_loss, val_acc = evaluate(task, val_loader, device, amp)
+        improved = val_acc > best_acc
+        if improved:
+            best_acc, best_epoch = val_acc, epoch
+            atomic_torch_save(task.state_dict(), ckpt)
+        if val_loss < best_loss:
+            best_loss, since_best_loss = val_loss, 0
+        else:
+            since_best_loss += 1
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+               "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr, "seconds": round(time.time() - t0, 2),
+               "best": improved}
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        log(f"epoch {epoch + 1}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f}  "
+            f"val loss {val_loss:.4f} acc {val_acc:.3f}  lr {lr:.2e}  {row['seconds']:.1f}s" + ("  *best" if improved else ""))
+        if not math.isfinite(val_loss):
+            raise NonFiniteLossError(f"validation loss is {val_loss} at epoch {epoch + 1}")
+        if patience is not None and since_best_loss >= patience:
+            log(f"early stop: validation loss has not improved for {patience} epochs")
+            stopped = True
+            break
+    # Select the best-validation-accuracy checkpoint, read back the way any checkpoint is read.
+    task.load_state_dict(torch.load(ckpt, map_location=device, weights_only=True))
+    return FitResult(best_epoch=best_epoch + 1, best_val_accuracy=best_acc, epochs_run=epoch + 1, stopped_early=stopped)

@@ -1,0 +1,50 @@
+"""Image transforms built from the adapter's InputSpec and the config's `augment` section."""
+from __future__ import annotations
+
+from typing import Any
+
+from torchvision import transforms as T
+
+from common.adapter import InputSpec
+
+_INTERPOLATION = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
+                  "nearest": T.InterpolationMode.NEAREST}
+
+
+def image_size(spec: InputSpec, cfg: dict[str, Any]) -> int:
+    return int(cfg["data"]["image_size"] or spec.size)
+
+
+def _resize(spec: InputSpec, size: int) -> T.Resize:
+    if spec.interpolation not in _INTERPOLATION:
+        raise ValueError(f"interpolation {spec.interpolation!r} unknown; valid: {', '.join(_INTERPOLATION)}")
+    return T.Resize((size, size), interpolation=_INTERPOLATION[spec.interpolation], antialias=True)
+
+
+def train_transform(spec: InputSpec, cfg: dict[str, Any]) -> T.Compose:
+    """Resize, PIL-space augmentation (flip, RandomApply[rotation, crop], RandAugment), tensor, normalise, erasing."""
+    aug = cfg["augment"]
+    size = image_size(spec, cfg)
+    ops: list[Any] = [_resize(spec, size)]
+    if aug["hflip"]:
+        ops.append(T.RandomHorizontalFlip())
+    inner: list[Any] = []
+    if aug["rotation"]:
+        inner.append(T.RandomRotation(aug["rotation"]))
+    if aug["crop_padding"]:
+        inner.append(T.RandomCrop(size, padding=aug["crop_padding"]))
+    if inner and aug["random_apply_p"] > 0:
+        ops.append(T.RandomApply(inner, p=aug["random_apply_p"]))
+    if aug["randaugment"]:
+        from timm.data.auto_augment import rand_augment_transform
+
+        mean_px = tuple(round(255 * m) for m in spec.mean)
+        ops.append(rand_augment_transform(aug["randaugment"], {"img_mean": mean_px}))
+    ops += [T.ToTensor(), T.Normalize(spec.mean, spec.std)]
+    if aug["erasing"] > 0:
+        ops.append(T.RandomErasing(p=aug["erasing"], scale=tuple(aug["erasing_scale"])))
+    return T.Compose(ops)
+
+
+def eval_transform(spec: InputSpec, cfg: dict[str, Any]) -> T.Compose:
+    return T.Compose([_resize(spec, image_size(spec, cfg)), T.ToTensor(), T.Normalize(spec.mean, spec.std)])

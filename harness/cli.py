@@ -1,0 +1,171 @@
+"""python -m harness {list,plan,run,collect,report}: the suite's command line (the Makefile calls it)."""
+from __future__ import annotations
+
+import argparse
+import os
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from common import config
+from common.datasets import dataset_names
+from harness.collect import collect
+from harness.plan import plan
+from harness.runners import RUNNERS, get_runner
+
+
+def _add_selection(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--model", default="dan", help="model name(s), comma-separated, or 'all' (default: dan)")
+    ap.add_argument("--dataset", default="synthetic", help="dataset name(s), comma-separated, or 'all' (default: synthetic)")
+    ap.add_argument("--profile", default="full", help="profile from common/profiles.yaml: full (reference protocol) or quick")
+    ap.add_argument("--iterations", default=None, help="N (iterations 0..N-1) or a list '0,3,7'; default: the profile's")
+    ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="config overrides, e.g. train.lr=1e-4 train.epochs=30 (YAML values)")
+    ap.add_argument("--tag", default=None, help="name a variant: its runs go to their own protocol folder")
+    ap.add_argument("--data-root", default=os.environ.get("FER_DATA_ROOT"),
+                    help="folder holding the datasets (default: $FER_DATA_ROOT, else data/)")
+    ap.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
+
+
+def _plan(args: argparse.Namespace):
+    return plan(args.model, args.dataset, args.profile, args.iterations, config.parse_overrides(args.overrides),
+                args.results, args.data_root, args.tag)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    what = args.what
+    if what in ("all", "models"):
+        print("models:   " + ", ".join(config.model_names_on_disk()))
+    if what in ("all", "datasets"):
+        print("datasets: " + ", ".join(dataset_names()))
+    if what in ("all", "profiles"):
+        for name, prof in config.profiles().items():
+            print(f"profile {name}: {prof.get('description', '')} ({prof['iterations']} iterations)")
+    if what in ("all", "runners"):
+        print("runners:  " + ", ".join(RUNNERS))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    planned = _plan(args)
+    for p in planned:
+        print(f"{p.state:12s} {p.spec.model:9s} {p.spec.dataset:10s} iter {p.spec.iteration}  {p.spec.hash}  {p.run_dir}")
+    counts = Counter(p.state for p in planned)
+    print(f"{len(planned)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+          + f"; {sum(p.todo for p in planned)} would run")
+    return 0
+
+
+def _threads_for(jobs: int, overrides: list[str]) -> list[str]:
+    """Split the machine's cores among parallel runs unless the user chose (not part of the spec hash)."""
+    if jobs > 1 and not any(o.startswith("train.threads=") for o in overrides):
+        return overrides + [f"train.threads={max(1, (os.cpu_count() or 1) // jobs)}"]
+    return overrides
+
+
+def _prepare_generated(planned) -> None:
+    """Generate the synthetic dataset once, here, rather than in every parallel run."""
+    from common.datasets import load_pool
+
+    seen = set()
+    for p in planned:
+        if p.todo and p.spec.dataset == "synthetic":
+            opts = p.spec.config["data"]["synthetic"]
+            key = tuple(sorted(opts.items()))
+            if key not in seen:
+                seen.add(key)
+                pool = load_pool("synthetic", p.spec.data_root, synthetic=opts)
+                print(f"synthetic dataset ready: {len(pool)} images ({opts})", flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    args.overrides = _threads_for(args.jobs, args.overrides)
+    planned = _plan(args)
+    _prepare_generated(planned)
+    runner = get_runner(args.runner)
+    try:
+        runner(planned, jobs=args.jobs, timeout=args.timeout)
+    except KeyboardInterrupt:
+        print("sweep interrupted; finished runs are kept. Run the same command again to resume.", flush=True)
+        _report(args, quiet=True)
+        return 130
+    return _report(args, protocols={p.spec.protocol for p in planned},
+                   cells={(p.spec.model, p.spec.dataset) for p in planned})
+
+
+def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] | None = None,
+            cells: set[tuple[str, str]] | None = None) -> int:
+    from harness.report import render, render_markdown
+
+    summary = collect(args.results)
+    df = pd.read_csv(summary, dtype=str, keep_default_na=False)
+    if df.empty:
+        print(f"no runs under {args.results}/runs yet")
+        return 0
+    print(f"wrote {summary} ({len(df)} runs)")
+    failed = 0
+    # One table set per protocol folder, so quick and full (or tagged variants) are never averaged together.
+    for proto in sorted(protocols or set(df["protocol"])):
+        sub = df[df["protocol"] == proto]
+        out_dir = args.results / "tables" / proto
+        out_dir.mkdir(parents=True, exist_ok=True)
+        sub_csv = out_dir / "summary.csv"
+        sub.to_csv(sub_csv, index=False)
+        files = render(sub_csv, out_dir, ddof=args.ddof)
+        if quiet:
+            continue
+        print(f"\nprotocol {proto}  (tables: {', '.join(str(f) for f in files if f.suffix != '.csv')})\n")
+        print(render_markdown(sub_csv, ddof=args.ddof))
+        shown = sub if cells is None else sub[[(m, d) in cells for m, d in zip(sub["model"], sub["dataset"])]]
+        done = shown[shown["status"] == "done"]
+        for ds, grp in done.groupby("dataset"):
+            rate = pd.to_numeric(grp["majority_rate"]).mean()
+            print(f"majority-class rate of the {ds} test folds: {rate:.3f} (a model must beat this)")
+        failed += int((shown["status"] != "done").sum())
+    if failed:
+        print(f"\n{failed} run(s) did not finish; see status/error columns in {summary}")
+    return 1 if failed else 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    out = collect(args.results)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    return _report(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m harness", description="FER-crossval: plan, run and report "
+                                 "model × dataset × iteration runs under one protocol.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="list models, datasets, profiles and runners")
+    p.add_argument("what", nargs="?", default="all", choices=["all", "models", "datasets", "profiles", "runners"])
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("plan", help="show what would run and what is already done")
+    _add_selection(p)
+    p.set_defaults(func=cmd_plan)
+    p = sub.add_parser("run", help="run the plan (skipping finished runs), then collect and report")
+    _add_selection(p)
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
+    p.add_argument("--timeout", type=float, default=None, help="per-run timeout in seconds")
+    p.add_argument("--runner", default="local", choices=sorted(RUNNERS), help="where runs execute")
+    p.add_argument("--ddof", type=int, default=1, choices=[0, 1], help="std ddof (reference table: 0)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("collect", help="compute metrics from predictions into results/summary.csv")
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.set_defaults(func=cmd_collect)
+    p = sub.add_parser("report", help="collect, then render tables (md, html, tex) and plots per protocol")
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--ddof", type=int, default=1, choices=[0, 1], help="std ddof (reference table: 0)")
+    p.set_defaults(func=cmd_report)
+    args = ap.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"error: {msg}")
+        return 2

@@ -1,0 +1,1 @@
+"""One sub-package per model; each registers its adapter in adapter.py."""

@@ -1,0 +1,102 @@
+"""The adapter contract, checked for every registered model (a new model is tested with no new test code)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from common import registry
+from common.config import resolve
+from common.train import build_optimizer
+from common.transforms import image_size
+from tests.parity import fill_state_dict, fixtures, key_table, load_fixture, seeded_input
+
+MODELS = registry.model_names()
+NUM_CLASSES = 7
+
+
+def _build(name: str, num_classes: int = NUM_CLASSES, overrides: dict | None = None):
+    adapter = registry.get_adapter(name)
+    cfg = resolve(name, "synthetic", "full", overrides)
+    torch.manual_seed(0)
+    task = adapter.build(num_classes, cfg, [10 + i for i in range(num_classes)])
+    return adapter, cfg, task
+
+
+def _batch(size: int, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 3, size, size, generator=g), torch.tensor([0, 3, 6, 3][:n])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_step_predict(name: str) -> None:
+    adapter, cfg, task = _build(name)
+    assert hasattr(task, "net"), "the task must expose the authors'-key network as task.net"
+    x, y = _batch(image_size(adapter.input_spec, cfg))
+    task.train()
+    task.on_epoch_start(0)
+    out = task(x, y)
+    assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
+    assert out["logits"].shape == (len(y), NUM_CLASSES)
+
+    trainable = {n: p for n, p in task.named_parameters() if p.requires_grad}
+    before = {n: p.detach().clone() for n, p in trainable.items()}
+    opt = build_optimizer(task.param_groups(), cfg["train"])
+    grouped = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert grouped == {id(p) for p in trainable.values()}, "param_groups must hold every trainable parameter"
+    out["loss"].backward()
+    no_grad = [n for n, p in trainable.items() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not no_grad, f"parameters without gradient: {no_grad[:10]}"
+    opt.step()
+    unchanged = [n for n, p in trainable.items() if torch.equal(p.detach(), before[n])]
+    assert not unchanged, f"parameters not changed by one step: {unchanged[:10]}"
+    task.on_epoch_end(0)
+
+    task.eval()
+    with torch.no_grad():
+        logits = task.predict(x)
+    assert logits.shape == (len(y), NUM_CLASSES)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_other_class_counts(name: str) -> None:
+    adapter, cfg, task = _build(name, num_classes=8)
+    x, y = _batch(image_size(adapter.input_spec, cfg), n=2)
+    task.eval()
+    with torch.no_grad():
+        assert task.predict(x).shape == (2, 8)
+
+
+@pytest.mark.parametrize("path", fixtures(), ids=lambda p: p.stem)
+def test_parity_with_authors_network(path) -> None:
+    """Same keys and shapes as the authors' class; same eval logits (< 1e-5) from the same weights."""
+    fx = load_fixture(path)
+    from common.config import parse_overrides
+
+    _, _, task = _build(fx["model"], fx["num_classes"], parse_overrides(fx["overrides"]))
+    ours = key_table(task.net.state_dict())
+    assert set(ours) == set(fx["keys"]), (
+        f"missing {sorted(set(fx['keys']) - set(ours))[:10]}, extra {sorted(set(ours) - set(fx['keys']))[:10]}")
+    assert ours == {k: v for k, v in fx["keys"].items()}, "shapes or dtypes differ from the authors'"
+    task.net.load_state_dict(fill_state_dict(fx["keys"], fx["seed"]), strict=True)
+    dtype = getattr(torch, fx.get("dtype", "float32"))
+    task.to(dtype).eval()
+    with torch.no_grad():
+        logits = task.predict(seeded_input(fx["input_shape"], fx["seed"]).to(dtype)).double()
+    expected = torch.tensor(fx["logits"], dtype=torch.float64)
+    assert (logits - expected).abs().max().item() < 1e-5
+
+
+def test_unknown_model_lists_valid_names() -> None:
+    with pytest.raises(KeyError, match="valid models: .*dan"):
+        registry.get_adapter("no-such-model")
+
+
+def test_duplicate_registration_fails() -> None:
+    from common.adapter import Adapter
+
+    class Other(Adapter):
+        pass
+
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register("dan")(Other)
