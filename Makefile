@@ -30,10 +30,11 @@ help:
 	@echo "make align   DATASET=expw SRC=raw DST=aligned [ALIGN_ARGS=...]"
 	@echo "make test    the test suite"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $@
 
 venv: $(VENV)/.installed

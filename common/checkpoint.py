@@ -7,8 +7,6 @@ trusts the file (see `convert_legacy`); training never unpickles.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -16,6 +14,7 @@ import torch
 from torch import nn
 
 from common.adapter import LoadReport
+from common.io import atomic_path
 
 
 def sha256(path: Path) -> str:
@@ -27,18 +26,9 @@ def sha256(path: Path) -> str:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write via a temp file in the same folder and rename, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)
+    """torch.save through a temp file and a rename, so a reader never sees half a checkpoint."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_state_file(path: Path, key: str | None = None) -> dict[str, torch.Tensor]:

@@ -31,6 +31,10 @@ def _label(p: Planned) -> str:
     return f"{p.spec.model}/{p.spec.dataset}/iter-{p.spec.iteration}"
 
 
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def finalize_status(run_dir: Path, spec_hash: str, returncode: int | None, timed_out: bool, interrupted: bool) -> dict:
     """Make sure status.json is terminal; fill in why the process ended if the run could not."""
     path = run_dir / "status.json"
@@ -111,6 +115,9 @@ class LocalRunner:
         say(f"{len(planned)} runs planned: {len(planned) - len(todo)} already done (skipped), {len(todo)} to run, "
             f"{self.jobs} at a time")
         results: list[dict] = []
+        # Runs live in their own sessions (so a timeout can kill a run with its loader workers):
+        # a SIGTERM to the harness must stop them too, exactly like Ctrl-C.
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
         pool = ThreadPoolExecutor(max_workers=self.jobs)
         futures: dict[Future, Planned] = {pool.submit(self._run_one, p): p for p in todo}
         done_count = 0
@@ -132,6 +139,9 @@ class LocalRunner:
                     pass
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         pool.shutdown(wait=True)
         return results
 

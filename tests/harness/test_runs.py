@@ -72,7 +72,7 @@ def test_ctrl_c_then_rerun_redoes_the_interrupted_run(harness) -> None:
            "data.num_workers=0", "model.fail=sleep", "model.fail_iteration=1"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=harness.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
-    status_path = next_status = None
+    status_path = None
     deadline = time.time() + 240
     while time.time() < deadline:
         found = list(harness.results.glob("runs/tiny/synthetic/*/iter-1/status.json"))

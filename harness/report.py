@@ -1,0 +1,243 @@
+"""Render result tables (Markdown, HTML, LaTeX) and plots from results/summary.csv.
+
+One context builder feeds three Jinja templates in harness/templates/, so the numbers, bold cell,
+n and footnotes are decided once and the formats only differ in markup. HTML is autoescaped and
+every LaTeX value goes through the `tex` filter, because model names and error messages are
+arbitrary text. Torch-free: the harness never imports model code.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from common.io import atomic_path
+from harness.stats import METRICS, aggregate, is_pretrained, read_summary, split_mismatches
+
+DEFAULT_METRICS = ("accuracy", "balanced_accuracy")
+FORMATS = ("md", "html", "tex")
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+DATASET_NAMES = {"rafdb": "RAF-DB", "fer2013": "FER2013", "ferplus": "FERPlus", "expw": "ExpW",
+                 "sfew": "SFEW2.0", "ckplus": "CK+", "synthetic": "synthetic"}
+MODEL_NAMES = {"poster": "POSTER", "posterpp": "POSTER++", "dan": "DAN", "ddamfn": "DDAMFN",
+               "lnsunet": "LNSU-Net", "adadf": "Ada-DF", "mfer": "MFER", "gsdnet": "GSDNet"}
+METRIC_NAMES = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "macro_f1": "Macro-F1"}
+
+# Single pass over the text so the backslashes a replacement introduces are never escaped again.
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        "<": r"\textless{}", ">": r"\textgreater{}", "±": r"\ensuremath{\pm}", "—": "---", "–": "--"}
+_TEX_RE = re.compile("|".join(re.escape(k) for k in _TEX))
+
+
+def tex_escape(value: Any) -> str:
+    """Escape text for LaTeX (pdflatex-safe, including <, >, ± and dashes)."""
+    return _TEX_RE.sub(lambda m: _TEX[m.group()], str(value))
+
+
+def md_escape(value: Any) -> str:
+    """Keep arbitrary text from breaking a Markdown table row (pipes, newlines)."""
+    return " ".join(str(value).splitlines()).replace("|", r"\|")
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(["html"], default=False),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["tex"] = tex_escape
+    env.filters["md"] = md_escape
+    return env
+
+
+def _ordered(present: Iterable[str], preferred: Iterable[str]) -> list[str]:
+    """Known names in the fixed paper order, then any others alphabetically."""
+    present = set(present)
+    known = [name for name in preferred if name in present]
+    return known + sorted(present - set(known))
+
+
+def _fmt(x: float) -> str | None:
+    return None if math.isnan(x) else f"{x:.3f}"
+
+
+def _cell(stat: pd.Series | None, best: str | None, note: int | None) -> dict[str, Any]:
+    """What a table cell shows; `kind` is value (>= 1 successful run), failed (runs, none done) or missing."""
+    if stat is None:
+        return {"kind": "missing", "mean": None, "std": None, "bold": False, "n": "0", "failed": 0, "note": None}
+    n_done, n_total = int(stat["n_done"]), int(stat["n_total"])
+    mean = _fmt(stat["mean"])
+    return {
+        "kind": "value" if n_done else "failed",
+        "mean": mean,
+        "std": _fmt(stat["std"]),
+        "bold": mean is not None and mean == best,
+        "n": str(n_done) if n_done == n_total else f"{n_done}/{n_total}",
+        "failed": n_total - n_done,
+        "note": note,
+    }
+
+
+def _init_line(df: pd.DataFrame, models: Sequence[str]) -> tuple[str, list[str]]:
+    """Which columns used pretrained weights; a warning for each column that mixes both kinds."""
+    groups: dict[str, list[str]] = {"pretrained": [], "from scratch": [], "mixed": []}
+    warnings = []
+    done = df[df["status"] == "done"]
+    for model in models:
+        kinds = {is_pretrained(v) for v in done.loc[done["model"] == model, "pretrained"]}
+        if kinds == {True, False}:
+            groups["mixed"].append(MODEL_NAMES.get(model, model))
+            values = ", ".join(sorted(set(done.loc[done["model"] == model, "pretrained"])))
+            warnings.append(f"{MODEL_NAMES.get(model, model)} mixes pretrained and from-scratch runs ({values}).")
+        elif kinds:
+            groups["pretrained" if True in kinds else "from scratch"].append(MODEL_NAMES.get(model, model))
+    parts = [f"{kind}: {', '.join(names)}" for kind, names in groups.items() if names]
+    return "Initialisation — " + ("; ".join(parts) if parts else "no successful runs") + ".", warnings
+
+
+def _split_warnings(mismatches: pd.DataFrame) -> list[str]:
+    out = []
+    for m in mismatches.itertuples():
+        by_hash: dict[str, list[str]] = {}
+        for model, h in sorted(m.hashes.items()):
+            by_hash.setdefault(h, []).append(MODEL_NAMES.get(model, model))
+        groups = "; ".join(f"{h}: {', '.join(names)}" for h, names in sorted(by_hash.items()))
+        out.append(f"Split mismatch on {DATASET_NAMES.get(m.dataset, m.dataset)} iter {m.iteration}: "
+                   f"models ran on different folds ({groups}); their numbers are not directly comparable.")
+    return out
+
+
+def build_context(df: pd.DataFrame, metric: str, ddof: int = 1) -> dict[str, Any]:
+    """Everything a table template needs, already decided: order, text, bold, n, notes, warnings."""
+    stats = aggregate(df, metric, ddof)
+    by_cell = {(s["dataset"], s["model"]): s for _, s in stats.iterrows()}
+    datasets = _ordered(df["dataset"], DATASET_NAMES)
+    models = _ordered(df["model"], MODEL_NAMES)
+    notes: list[str] = []
+    rows = []
+    for dataset in datasets:
+        # Compare the rounded means so every cell that reads as the best is bold, ties included.
+        means = [_fmt(by_cell[(dataset, m)]["mean"]) for m in models if (dataset, m) in by_cell]
+        means = [x for x in means if x is not None]
+        best = max(means, key=float) if means else None
+        cells = []
+        for model in models:
+            stat = by_cell.get((dataset, model))
+            note = None
+            if stat is not None and stat["failures"]:
+                notes.append(f"{MODEL_NAMES.get(model, model)} on {DATASET_NAMES.get(dataset, dataset)}: "
+                             f"{len(stat['failures'])} of {stat['n_total']} runs without a result — "
+                             + "; ".join(stat["failures"]))
+                note = len(notes)
+            cells.append(_cell(stat, best, note))
+        rows.append({"name": DATASET_NAMES.get(dataset, dataset), "cells": cells})
+    protocols = sorted(set(df["protocol"]))
+    init_line, warnings = _init_line(df, models)
+    if len(protocols) > 1:
+        warnings.append(f"The table mixes protocols ({', '.join(protocols)}); cells are not on the same folds.")
+    warnings += _split_warnings(split_mismatches(df))
+    title = METRIC_NAMES.get(metric, metric)
+    caption = (f"mean ± std over iterations (std with ddof={ddof}); n = successful runs "
+               f"(successful/total when some failed). Protocol: {', '.join(protocols)}. {init_line}")
+    return {"metric": metric, "title": title, "ddof": ddof, "caption": caption,
+            "columns": [MODEL_NAMES.get(m, m) for m in models], "rows": rows,
+            "notes": [{"index": i, "text": t} for i, t in enumerate(notes, 1)], "warnings": warnings}
+
+
+def render_table(context: dict[str, Any], fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown table format {fmt!r}; valid: {', '.join(FORMATS)}")
+    return _environment().get_template(f"table.{fmt}").render(**context)
+
+
+def long_stats(df: pd.DataFrame, metrics: Sequence[str], ddof: int) -> pd.DataFrame:
+    """The aggregate of every metric in one long table (one row per metric, dataset, model)."""
+    parts = []
+    for metric in metrics:
+        stats = aggregate(df, metric, ddof)
+        stats.insert(0, "metric", metric)
+        stats.insert(5, "ddof", ddof)
+        parts.append(stats)
+    out = pd.concat(parts, ignore_index=True)
+    for col in ("failures", "protocols", "pretrained"):
+        out[col] = out[col].map("; ".join)
+    return out
+
+
+def plot_metric(df: pd.DataFrame, metric: str, path: Path) -> Path:
+    """Box per (dataset, model) with every iteration's value as a point, grouped by dataset."""
+    datasets = _ordered(df["dataset"], DATASET_NAMES)
+    models = _ordered(df["model"], MODEL_NAMES)
+    done = df[(df["status"] == "done") & df[metric].notna()]
+    width = 0.8 / len(models)
+    fig = Figure(figsize=(max(6.0, 1.0 + len(datasets) * (0.6 + 0.35 * len(models))), 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)  # fixed jitter: the same summary gives the same picture
+    colors = [f"C{i % 10}" for i in range(len(models))]
+    for j, (model, color) in enumerate(zip(models, colors)):
+        for i, dataset in enumerate(datasets):
+            values = done.loc[(done["dataset"] == dataset) & (done["model"] == model), metric].to_numpy(float)
+            x = i - 0.4 + width * (j + 0.5)
+            n_total = int(((df["dataset"] == dataset) & (df["model"] == model)).sum())
+            if len(values) < n_total:  # failed runs have no point; say so instead of leaving a silent gap
+                ax.text(x, 0.02, f"n={len(values)}/{n_total}", transform=ax.get_xaxis_transform(),
+                        ha="center", fontsize=7, color=color)
+            if len(values):
+                ax.boxplot(values, positions=[x], widths=width * 0.8, manage_ticks=False, showfliers=False,
+                           medianprops={"color": color}, boxprops={"color": color},
+                           whiskerprops={"color": color}, capprops={"color": color})
+                ax.scatter(x + rng.uniform(-width * 0.2, width * 0.2, len(values)), values, s=12,
+                           color=color, alpha=0.8, zorder=3)
+        ax.scatter([], [], color=color, label=MODEL_NAMES.get(model, model))
+    ax.set_xticks(range(len(datasets)), [DATASET_NAMES.get(d, d) for d in datasets])
+    ax.set_xlim(-0.5, len(datasets) - 0.5)
+    ax.set_ylabel(METRIC_NAMES.get(metric, metric))
+    ax.set_title(f"{METRIC_NAMES.get(metric, metric)} per iteration (successful runs only)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small", ncols=min(4, len(models)), loc="best")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    return path
+
+
+def _check_metrics(metrics: Sequence[str]) -> None:
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ValueError(f"unknown metric(s) {bad}; valid: {', '.join(METRICS)}")
+
+
+def render(summary_csv: Path, out_dir: Path, ddof: int = 1,
+           metrics: Sequence[str] = DEFAULT_METRICS) -> list[Path]:
+    """Write <metric>.md/.html/.tex/.png per metric and summary_stats.csv into out_dir; return the paths."""
+    _check_metrics(metrics)
+    df = read_summary(Path(summary_csv))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for metric in metrics:
+        context = build_context(df, metric, ddof)
+        for fmt in FORMATS:
+            path = out_dir / f"{metric}.{fmt}"
+            with atomic_path(path) as tmp:
+                tmp.write_text(render_table(context, fmt), encoding="utf-8")
+            written.append(path)
+        written.append(plot_metric(df, metric, out_dir / f"{metric}.png"))
+    stats_path = out_dir / "summary_stats.csv"
+    with atomic_path(stats_path) as tmp:
+        long_stats(df, metrics, ddof).to_csv(tmp, index=False)
+    written.append(stats_path)
+    return written
+
+
+def render_markdown(summary_csv: Path, ddof: int = 1, metrics: Sequence[str] = DEFAULT_METRICS) -> str:
+    """The Markdown tables of all `metrics`, for printing in the terminal at the end of `make run`."""
+    _check_metrics(metrics)
+    df = read_summary(Path(summary_csv))
+    return "\n".join(render_table(build_context(df, m, ddof), "md") for m in metrics)

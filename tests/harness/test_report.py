@@ -1,0 +1,210 @@
+"""Table rendering from summary.csv: statistics, bold/n/footnotes, escaping, booktabs, split check, plots."""
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.report import render, render_markdown
+from harness.stats import aggregate, read_summary, split_mismatches
+
+COLUMNS = ["model", "dataset", "protocol", "iteration", "status", "accuracy", "balanced_accuracy", "macro_f1",
+           "n_train", "n_val", "n_test", "best_epoch", "epochs_run", "wall_s", "pretrained", "split_hash",
+           "spec_hash", "error_class", "error_message", "git_commit", "run_dir"]
+PROTOCOL = "shuffle-n10-t20-v25-s42"
+# (model, dataset) -> per-iteration accuracy; None = a failed run.
+ACCURACY = {
+    ("dan", "rafdb"): [0.80, 0.82, 0.84],       # mean 0.820, std 0.020 (ddof 1) / 0.01633 (ddof 0)
+    ("poster", "rafdb"): [0.85, 0.86, None],    # mean 0.855 -> best on RAF-DB, n=2/3
+    ("dan", "fer2013"): [0.70, 0.71, 0.75],     # mean 0.720 -> best on FER2013
+    ("poster", "fer2013"): [None, None, None],  # no successful run: em dash
+}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _rows(names: dict[str, str] | None = None, error_class: str = "RuntimeError") -> list[dict[str, str]]:
+    names = names or {}
+    rows = []
+    for (model, dataset), values in ACCURACY.items():
+        for k, acc in enumerate(values):
+            done = acc is not None
+            rows.append({
+                "model": names.get(model, model), "dataset": dataset, "protocol": PROTOCOL, "iteration": str(k),
+                "status": "done" if done else "failed",
+                "accuracy": f"{acc}" if done else "",
+                "balanced_accuracy": f"{acc - 0.1:.4f}" if done else "",
+                "macro_f1": f"{acc - 0.2:.4f}" if done else "",
+                "n_train": "60", "n_val": "20", "n_test": "20", "best_epoch": "3" if done else "",
+                "epochs_run": "5" if done else "", "wall_s": "1.5",
+                "pretrained": "resnet18_msceleb.pth (122/122)" if model == "dan" else "none",
+                "split_hash": f"{dataset}-{k}", "spec_hash": f"spec-{model}-{dataset}-{k}",
+                "error_class": "" if done else error_class,
+                "error_message": "" if done else "CUDA out of memory <script>",
+                "git_commit": "abc1234", "run_dir": f"results/runs/{model}/{dataset}/{PROTOCOL}/iter-{k}",
+            })
+    return rows
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def summary(tmp_path: Path) -> Path:
+    return _write(tmp_path / "summary.csv", _rows())
+
+
+def _cell(agg, dataset: str, model: str):
+    row = agg[(agg["dataset"] == dataset) & (agg["model"] == model)]
+    assert len(row) == 1
+    return row.iloc[0]
+
+
+@pytest.mark.parametrize("ddof, dan_raf_std, poster_raf_std, dan_fer_std",
+                         [(1, 0.02, 0.0070710678118654, 0.0264575131106459),
+                          (0, 0.0163299316185545, 0.005, 0.0216024689946929)])
+def test_aggregate_mean_std_n(summary: Path, ddof: int, dan_raf_std: float, poster_raf_std: float,
+                              dan_fer_std: float) -> None:
+    agg = aggregate(read_summary(summary), "accuracy", ddof=ddof)
+    dan_raf, poster_raf = _cell(agg, "rafdb", "dan"), _cell(agg, "rafdb", "poster")
+    dan_fer, poster_fer = _cell(agg, "fer2013", "dan"), _cell(agg, "fer2013", "poster")
+    assert dan_raf["mean"] == pytest.approx(0.82, abs=1e-12)
+    assert dan_raf["std"] == pytest.approx(dan_raf_std, abs=1e-12)
+    assert poster_raf["mean"] == pytest.approx(0.855, abs=1e-12)
+    assert poster_raf["std"] == pytest.approx(poster_raf_std, abs=1e-12)
+    assert dan_fer["mean"] == pytest.approx(0.72, abs=1e-12)
+    assert dan_fer["std"] == pytest.approx(dan_fer_std, abs=1e-12)
+    assert (poster_raf["n_done"], poster_raf["n_total"]) == (2, 3)
+    assert poster_raf["failures"] == ["iter 2: RuntimeError"]
+    assert (poster_fer["n_done"], poster_fer["n_total"]) == (0, 3)
+    assert poster_fer["failures"] == [f"iter {k}: RuntimeError" for k in range(3)]
+    assert not agg["split_mismatch"].any()
+
+
+def test_markdown_cells_bold_n_footnote_em_dash(summary: Path) -> None:
+    md = render_markdown(summary)
+    acc = md.split("**Balanced accuracy**")[0]
+    lines = {line.split("|")[1].strip(): line for line in acc.splitlines() if line.startswith("| ")}
+    # Columns in paper order (POSTER before DAN), rows RAF-DB then FER2013.
+    assert lines["Dataset"].split("|")[2:4] == [" POSTER ", " DAN "]
+    raf = [c.strip() for c in lines["RAF-DB"].split("|")[2:4]]
+    fer = [c.strip() for c in lines["FER2013"].split("|")[2:4]]
+    assert raf == ["**0.855 ± 0.007** (n=2/3) [1]", "0.820 ± 0.020 (n=3)"]
+    assert fer == ["— (n=0/3, 3 failed) [2]", "**0.720 ± 0.026** (n=3)"]
+    assert "- [1] POSTER on RAF-DB: 1 of 3 runs without a result — iter 2: RuntimeError" in acc
+    assert "- [2] POSTER on FER2013: 3 of 3 runs without a result" in acc
+    assert "ddof=1" in acc and PROTOCOL in acc
+    assert "0.720 ± 0.022" in render_markdown(summary, ddof=0)
+
+
+def test_mixed_pretrained_column_warns(tmp_path: Path) -> None:
+    rows = _rows()
+    rows[1]["pretrained"] = "none"  # one DAN run on RAF-DB trained from scratch
+    md = render_markdown(_write(tmp_path / "summary.csv", rows), metrics=("accuracy",))
+    assert "Warning:** DAN mixes pretrained and from-scratch runs" in md
+    assert "mixed: DAN" in md
+    clean = render_markdown(_write(tmp_path / "clean.csv", _rows()), metrics=("accuracy",))
+    assert "pretrained: DAN" in clean and "from scratch: POSTER" in clean and "Warning" not in clean
+
+
+def test_render_writes_all_formats_and_plots(summary: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tables"
+    paths = render(summary, out)
+    names = sorted(p.name for p in paths)
+    assert names == sorted([f"{m}.{ext}" for m in ("accuracy", "balanced_accuracy")
+                            for ext in ("md", "html", "tex", "png")] + ["summary_stats.csv"])
+    assert all(p.parent == out and p.stat().st_size > 0 for p in paths)
+    for metric in ("accuracy", "balanced_accuracy"):
+        png = (out / f"{metric}.png").read_bytes()
+        assert png.startswith(PNG_MAGIC) and b"IEND" in png[-12:]
+    assert sorted(p.name for p in out.iterdir()) == names  # no temp files left behind
+
+    html = (out / "accuracy.html").read_text()
+    assert "<strong>0.855 &plusmn; 0.007</strong> <small>n=2/3</small>" in html
+    assert "&mdash; <small>n=0/3, 3 failed</small>" in html
+    tex = (out / "accuracy.tex").read_text()
+    assert all(rule in tex for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
+    assert r"\textbf{0.855 $\pm$ 0.007}" in tex and r"\textbf{0.720 $\pm$ 0.026}" in tex
+    assert r"\textbf{0.820" not in tex
+    assert "--- {\\scriptsize ($n$=0/3, 3 failed)}\\textsuperscript{2}" in tex
+    balanced = (out / "balanced_accuracy.md").read_text()
+    assert "**0.755 ± 0.007** (n=2/3)" in balanced  # accuracy - 0.1
+
+    stats = pd.read_csv(out / "summary_stats.csv", keep_default_na=False)
+    row = stats[(stats["metric"] == "accuracy") & (stats["dataset"] == "rafdb") & (stats["model"] == "poster")]
+    assert row[["n_done", "n_total", "ddof"]].values.tolist() == [[2, 3, 1]]
+    assert row["failures"].item() == "iter 2: RuntimeError"
+    assert len(stats) == 8
+
+
+def test_html_escapes_and_latex_escapes(tmp_path: Path) -> None:
+    rows = _rows(names={"poster": "<script>alert(1)</script>"}, error_class="Bad<script>x</script>Error")
+    for row in rows:
+        if row["model"] == "dan":
+            row["model"] = "my_net&co"
+    out = tmp_path / "tables"
+    render(_write(tmp_path / "summary.csv", rows), out, metrics=("accuracy",))
+    html = (out / "accuracy.html").read_text()
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Bad&lt;script&gt;x&lt;/script&gt;Error" in html
+    assert "my_net&amp;co" in html
+    tex = (out / "accuracy.tex").read_text()
+    assert r"my\_net\&co" in tex and "my_net" not in tex
+    assert r"\textless{}script\textgreater{}" in tex
+    assert r"mean \ensuremath{\pm} std" in tex
+
+
+def test_split_hash_mismatch_flagged(tmp_path: Path) -> None:
+    rows = _rows()
+    bad = next(r for r in rows if (r["model"], r["dataset"], r["iteration"]) == ("poster", "rafdb", "1"))
+    bad["split_hash"] = "other-fold"
+    summary = _write(tmp_path / "summary.csv", rows)
+    df = read_summary(summary)
+    mismatches = split_mismatches(df)
+    assert mismatches[["dataset", "iteration"]].values.tolist() == [["rafdb", 1]]
+    assert mismatches["hashes"].iloc[0] == {"dan": "rafdb-1", "poster": "other-fold"}
+    agg = aggregate(df, "accuracy")
+    assert _cell(agg, "rafdb", "dan")["split_mismatch"] and _cell(agg, "rafdb", "poster")["split_mismatch"]
+    assert not _cell(agg, "fer2013", "dan")["split_mismatch"]
+    md = render_markdown(summary, metrics=("accuracy",))
+    assert "Split mismatch on RAF-DB iter 1" in md and "other-fold: POSTER" in md
+    assert split_mismatches(read_summary(_write(tmp_path / "ok.csv", _rows()))).empty
+
+
+def test_bad_input_errors_name_valid_choices(summary: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="valid: accuracy, balanced_accuracy, macro_f1"):
+        render_markdown(summary, metrics=("top5",))
+    rows = _rows()
+    rows[0]["status"] = "exploded"
+    with pytest.raises(ValueError, match="'exploded'.*valid: done, failed, timeout, killed, interrupted"):
+        read_summary(_write(tmp_path / "bad.csv", rows))
+
+
+def test_harness_report_does_not_import_torch() -> None:
+    code = "import sys, harness.report, harness.stats; sys.exit('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
+
+
+def test_single_run_cell_and_not_run_cell(tmp_path: Path) -> None:
+    rows = _rows()
+    extra = dict(rows[0], dataset="ckplus", iteration="0", accuracy="0.9", split_hash="ck-0")
+    timeout = dict(rows[0], dataset="ckplus", iteration="1", status="timeout", accuracy="", error_class="",
+                   split_hash="")
+    summary = _write(tmp_path / "summary.csv", rows + [extra, timeout])
+    agg = aggregate(read_summary(summary), "accuracy")
+    ck = _cell(agg, "ckplus", "dan")
+    assert ck["mean"] == pytest.approx(0.9) and ck["std"] != ck["std"]  # NaN: one value has no ddof=1 spread
+    assert ck["failures"] == ["iter 1: timeout"]
+    md = render_markdown(summary, metrics=("accuracy",))
+    ck_line = next(line for line in md.splitlines() if line.startswith("| CK+ |"))
+    assert ck_line == "| CK+ | not run | **0.900 ± n/a** (n=1/2) [3] |"
