@@ -1,0 +1,66 @@
+"""Dataset pools for the six reference layouts plus the generated `synthetic` one.
+
+Torch-free (numpy, pandas, PIL): the harness imports this on machines without torch.
+
+    pool = load_pool("rafdb", root="/data")      # root/raf-basic/... or root itself
+    pool.ids, pool.labels, pool.image(0), pool.class_counts()
+
+Dataset root: the `root` argument, else $FER_DATA_ROOT, else data/ in the repository.
+The dataset folder is root/<reference folder> (raf-basic, FER2013, FERPlus, ExpW, SFEW2.0,
+CKPlus) or root itself when it directly holds the dataset's label file. Each module
+(rafdb.py, fer2013.py, ...) documents its label-file format and label encoding.
+
+Class names use one vocabulary across datasets (anger, contempt, disgust, fear, happiness,
+neutral, sadness, surprise), in each dataset's own label order.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+from common.datasets import ckplus, expw, fer2013, ferplus, rafdb, sfew
+from common.datasets import synthetic as synthetic_data
+from common.datasets.base import DatasetLayoutError, Pool, find_dataset_dir
+
+__all__ = ["DatasetLayoutError", "Pool", "class_names", "dataset_names", "load_pool"]
+
+_MODULES: dict[str, ModuleType] = {
+    "rafdb": rafdb, "fer2013": fer2013, "ferplus": ferplus, "expw": expw,
+    "sfew": sfew, "ckplus": ckplus, "synthetic": synthetic_data,
+}
+
+
+def dataset_names() -> list[str]:
+    return list(_MODULES)
+
+
+def _module(name: str) -> ModuleType:
+    try:
+        return _MODULES[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; valid datasets: {', '.join(_MODULES)}") from None
+
+
+def class_names(name: str) -> list[str]:
+    """Canonical class names of `name`, index = label."""
+    return list(_module(name).CLASS_NAMES)
+
+
+def load_pool(name: str, root: str | Path | None = None, *, exclude_missing: bool = False,
+              synthetic: dict | None = None) -> Pool:
+    """All samples of dataset `name` in label-file order, every image checked.
+
+    Missing or unreadable images raise DatasetLayoutError (naming them and showing the
+    expected layout) unless exclude_missing=True, which drops them and lists them in
+    pool.excluded. `synthetic` holds the generator parameters (n, size, seed, label_noise)
+    and is only valid for name="synthetic", whose data lives in the cache, not under root.
+    """
+    module = _module(name)
+    if module is synthetic_data:
+        return synthetic_data.load(synthetic, exclude_missing)
+    if synthetic:
+        raise ValueError(f"synthetic parameters were given for dataset {name!r}; "
+                         "they apply only to 'synthetic'")
+    folder = find_dataset_dir(root, module.FOLDER, module.LABEL_FILE, name, module.LAYOUT)
+    return module.load(folder, exclude_missing)
+
