@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import traceback
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +75,6 @@ def resolve_pretrained(adapter: Any, cfg: dict[str, Any]) -> dict[str, Path] | N
         msg = (f"PRETRAINED WEIGHTS NOT FOUND for {adapter.name}: {', '.join(missing)} not in {folder}. "
                f"Training from scratch; results are NOT comparable with the published numbers. "
                f"Put the files there (see models/{adapter.name}/README.md) or set pretrained=none to silence this.")
-        warnings.warn(msg, stacklevel=2)
         log("WARNING: " + msg)
         return None
     if missing:

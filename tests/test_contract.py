@@ -100,3 +100,18 @@ def test_duplicate_registration_fails() -> None:
 
     with pytest.raises(ValueError, match="registered twice"):
         registry.register("dan")(Other)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_folder_is_complete(name: str) -> None:
+    """DESIGN.md's layout: every model folder carries its network, adapter, recipe, image and README."""
+    from common.config import model_dirs
+
+    folder = model_dirs()[name]
+    for required in ("network.py", "adapter.py", "config.yaml", "Dockerfile", "README.md"):
+        assert (folder / required).is_file(), f"models/{name}/{required} is missing"
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert f"COPY models/{name} models/{name}" in dockerfile and "FROM" in dockerfile
+    for dataset in ("rafdb", "fer2013", "ferplus", "expw", "sfew", "ckplus", "synthetic"):
+        for profile in ("full", "quick"):
+            resolve(name, dataset, profile)  # every recipe resolves: no unknown keys anywhere
