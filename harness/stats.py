@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 STATUSES = ("done", "failed", "timeout", "killed", "interrupted")
+# Runs without an outcome yet (another sweep is still running them): not part of any table.
+IN_PROGRESS = ("running", "pending")
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 REQUIRED_COLUMNS = ("model", "dataset", "protocol", "iteration", "status", "pretrained", "split_hash",
                     "error_class", *METRICS)
@@ -31,9 +33,10 @@ def read_summary(path: Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}")
-    bad = sorted(set(df["status"]) - set(STATUSES))
+    bad = sorted(set(df["status"]) - set(STATUSES) - set(IN_PROGRESS))
     if bad:
-        raise ValueError(f"{path}: unknown status value(s) {bad}; valid: {', '.join(STATUSES)}")
+        raise ValueError(f"{path}: unknown status value(s) {bad}; valid: {', '.join(STATUSES + IN_PROGRESS)}")
+    df = df[~df["status"].isin(IN_PROGRESS)].reset_index(drop=True)
     for col in METRICS:
         df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="raise").astype(float)
     df["iteration"] = pd.to_numeric(df["iteration"], errors="raise").astype(int)
