@@ -9,7 +9,7 @@ import time
 
 from common.io import read_json
 from harness.collect import SUMMARY_COLUMNS
-from tests.harness.conftest import REPO, summary
+from tests.harness.conftest import REPO, SMALL, summary
 
 RUN = ("run", "--model", "tiny", "--dataset", "synthetic", "--profile", "quick")
 
@@ -68,9 +68,9 @@ def test_failures_are_recorded_and_the_sweep_goes_on(harness) -> None:
 
 def test_ctrl_c_then_rerun_redoes_the_interrupted_run(harness) -> None:
     cmd = [sys.executable, "-m", "harness", *RUN, "--iterations", "2", "--results", str(harness.results),
-           "--set", "data.synthetic.n=300", "data.synthetic.size=48", "data.image_size=32", "train.threads=1",
-           "data.num_workers=0", "model.fail=sleep", "model.fail_iteration=1"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=harness.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+           "--set", *SMALL]
+    env = dict(harness.env, FER_TINY_FAIL="sleep:1")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     status_path = None
     deadline = time.time() + 240
