@@ -1,0 +1,33 @@
+"""The published weight files of the IR-50 + MobileFaceNet models (POSTER, POSTER++), loaded once for both."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.adapter import LoadReport
+from common.backbones.ir50 import IR50, load_ir50
+from common.backbones.mobilefacenet import MobileFaceNet, load_mobilefacenet
+
+IR50_FILE = "ir50.pth"
+LANDMARK_FILE = "mobilefacenet_model_best.pth.tar"  # the name the authors' and the suite's code load
+# The reference suite's README lists the landmark file without ".tar"; it is the same torch.save file.
+LANDMARK_ALIASES = ("mobilefacenet_model_best.pth",)
+PRETRAINED_FILES = (IR50_FILE, LANDMARK_FILE)
+
+
+def _pick(paths: dict[str, Path], name: str, aliases: tuple[str, ...] = ()) -> Path:
+    for key in (name, *aliases):
+        if key in paths:
+            return Path(paths[key])
+    raise KeyError(f"no path given for {name!r} (or {', '.join(aliases) or 'no alias'}); got {sorted(paths)}")
+
+
+def load_ir50_and_landmarks(ir_back: IR50, face_landback: MobileFaceNet, paths: dict[str, Path], *,
+                            allow_partial: bool = False) -> LoadReport:
+    """ir50.pth into the image backbone (either key layout), the landmark file strictly into the
+    frozen MobileFaceNet; one report over both files."""
+    ir = load_ir50(ir_back, _pick(paths, IR50_FILE), allow_partial=allow_partial)
+    lm = load_mobilefacenet(face_landback, _pick(paths, LANDMARK_FILE, LANDMARK_ALIASES))
+    return LoadReport(files=ir.files + lm.files, sha256=ir.sha256 + lm.sha256, loaded=ir.loaded + lm.loaded,
+                      expected=ir.expected + lm.expected, missing=ir.missing + lm.missing,
+                      unexpected=ir.unexpected + lm.unexpected,
+                      notes=ir.notes + lm.notes + [f"IR-50 {ir.loaded}/{ir.expected}, MobileFaceNet {lm.loaded}/{lm.expected}"])
