@@ -8,7 +8,7 @@ DATASET    ?= synthetic
 # The synthetic dataset defaults to the quick CPU profile; real datasets to the reference protocol.
 PROFILE    ?= $(if $(filter synthetic,$(DATASET)),quick,full)
 ITERATIONS ?=
-JOBS       ?= 1
+JOBS       ?=
 SET        ?=
 DATA_ROOT  ?=
 TIMEOUT    ?=
@@ -40,7 +40,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.tx
 venv: $(VENV)/.installed
 
 run: venv
-	$(PY) -m harness run $(RUN_ARGS) --jobs $(JOBS) --ddof $(DDOF) $(if $(TIMEOUT),--timeout $(TIMEOUT))
+	$(PY) -m harness run $(RUN_ARGS) $(if $(JOBS),--jobs $(JOBS)) --ddof $(DDOF) $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 plan: venv
 	$(PY) -m harness plan $(RUN_ARGS)

@@ -2,11 +2,13 @@
 
 Everything untrusted is read with torch.load(weights_only=True). Legacy pickles (whole pickled
 modules, pickles of numpy arrays) go through an explicit one-time converter that says it
-trusts the file (see `convert_legacy`); training never unpickles.
+trusts the file (`converter_main`, used by each model's convert.py); training never unpickles.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -29,6 +31,31 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save through a temp file and a rename, so a reader never sees half a checkpoint."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def plain_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached contiguous copies, without DataParallel's `module.` prefix: what a converter writes."""
+    return {k[len("module."):] if k.startswith("module.") else k: v.detach().clone().contiguous()
+            for k, v in state.items()}
+
+
+def converter_main(convert: Callable[[Path, Path], Any], *, prog: str, doc: str | None, src_help: str,
+                   dst_help: str, trusted: str, argv: list[str] | None = None) -> None:
+    """Command line of a one-time legacy-pickle converter: `prog SRC DST`.
+
+    Says before unpickling that it trusts SRC (unpickling can run code), refuses to overwrite
+    SRC, and leaves the conversion itself to `convert(src, dst)`."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("src", type=Path, help=src_help)
+    ap.add_argument("dst", type=Path, help=dst_help)
+    args = ap.parse_args(argv)
+    if not args.src.is_file():
+        sys.exit(f"no such file: {args.src}")
+    if args.dst.exists() and args.src.resolve() == args.dst.resolve():
+        sys.exit("SRC and DST are the same file; write the converted copy elsewhere")
+    print(f"unpickling {args.src}: a legacy pickle; this trusts the file and runs any code it holds "
+          f"(only convert {trusted})", flush=True)
+    convert(args.src, args.dst)
 
 
 def load_state_file(path: Path, key: str | None = None) -> dict[str, torch.Tensor]:

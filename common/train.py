@@ -47,10 +47,12 @@ def resolve_device(name: str) -> torch.device:
 
 def build_optimizer(groups: list[dict[str, Any]], tcfg: dict[str, Any]) -> torch.optim.Optimizer:
     name, lr, wd = tcfg["optimizer"], float(tcfg["lr"]), float(tcfg["weight_decay"])
+    # Adam(W)'s fused kernel gives the same update up to float rounding in one pass instead of a
+    # chain of per-tensor ops: on CPU the unfused step was ~20 % of a DAN step and ~10x slower for MFER.
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd, fused=True)
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(groups, lr=lr, weight_decay=wd, fused=True)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, weight_decay=wd, momentum=float(tcfg["momentum"]))
     raise ValueError(f"train.optimizer={name!r}; valid: adamw, adam, sgd")
@@ -68,6 +70,22 @@ def build_scheduler(opt: torch.optim.Optimizer, tcfg: dict[str, Any]) -> torch.o
     if name == "none":
         return None
     raise ValueError(f"train.scheduler={name!r}; valid: cosine, step, exponential, none")
+
+
+def _step_with_warmup(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, step: int, warmup: int) -> None:
+    """Optimiser step; during the first `warmup` steps the scheduler's lr is scaled by (step+1)/warmup.
+
+    Applied on top of whatever the scheduler set and undone after the step, so warm-up composes
+    with per-epoch and per-batch schedules alike."""
+    if step >= warmup:
+        scaler.step(opt)
+        return
+    scheduled = [g["lr"] for g in opt.param_groups]
+    for g in opt.param_groups:
+        g["lr"] *= (step + 1) / warmup
+    scaler.step(opt)
+    for g, lr in zip(opt.param_groups, scheduled):
+        g["lr"] = lr
 
 
 @torch.no_grad()
@@ -115,6 +133,7 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
     ckpt = run_dir / "best.pt"
     epoch = -1
     stopped = False
+    step, warmup = 0, int(tcfg["warmup_steps"])
     for epoch in range(epochs):
         t0 = time.time()
         task.on_epoch_start(epoch)
@@ -133,7 +152,8 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
                 if clip:
                     scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], float(clip))
-                scaler.step(opt)
+                _step_with_warmup(opt, scaler, step, warmup)
+                step += 1
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
                 if sched is not None and per_batch:

@@ -80,6 +80,8 @@ def _prepare_generated(planned) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.jobs is None:
+        args.jobs = int(config.profile(args.profile).get("jobs", 1))
     args.overrides = _threads_for(args.jobs, args.overrides)
     planned = _plan(args)
     _prepare_generated(planned)
@@ -150,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("run", help="run the plan (skipping finished runs), then collect and report")
     _add_selection(p)
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs in parallel (default: the profile's `jobs`, else 1)")
     p.add_argument("--timeout", type=float, default=None, help="per-run timeout in seconds")
     p.add_argument("--runner", default="local", choices=sorted(RUNNERS), help="where runs execute")
     p.add_argument("--ddof", type=int, default=1, choices=[0, 1], help="std ddof (reference table: 0)")

@@ -26,10 +26,11 @@ def _run(tmp_path: Path, model: str, sets: list[str]) -> tuple[subprocess.Comple
 @pytest.mark.slow
 def test_quick_run_learns_the_synthetic_faces(tmp_path: Path) -> None:
     """A 4-stage CNN from scratch on the default synthetic dataset: clearly above the majority class."""
-    proc, results = _run(tmp_path, "tiny", ["data.image_size=48", "train.epochs=8", "train.t_max=8", "train.lr=2e-3"])
+    proc, results = _run(tmp_path, "tiny", ["data.image_size=32", "data.subset=null", "train.epochs=4", "train.t_max=4",
+                                            "train.lr=2e-3"])
     row = pd.read_csv(results / "summary.csv").iloc[0]
     assert row["status"] == "done" and row["n_test"] == 600
-    assert row["accuracy"] > row["majority_rate"] + 0.15, row.to_dict()
+    assert row["accuracy"] > row["majority_rate"] + 0.2, row.to_dict()
     assert row["balanced_accuracy"] > 1 / 7 + 0.2, row.to_dict()
     assert "majority-class rate" in proc.stdout
 

@@ -22,10 +22,12 @@ from common.checkpoint import load_into, load_state_file
 
 INPUT_SIZE = 112
 LANDMARK_OUTPUTS = 136  # 68 (x, y) pairs
+Size = int | tuple[int, int]
 
 
 class ConvBlock(nn.Module):
-    def __init__(self, in_c: int, out_c: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1) -> None:
+    def __init__(self, in_c: int, out_c: int, kernel: Size = 1, stride: Size = 1, padding: Size = 0,
+                 groups: int = 1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_c, out_c, kernel, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_c)
@@ -38,7 +40,8 @@ class ConvBlock(nn.Module):
 class LinearBlock(nn.Module):
     """Conv + BatchNorm without activation (the linear bottleneck projection)."""
 
-    def __init__(self, in_c: int, out_c: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1) -> None:
+    def __init__(self, in_c: int, out_c: int, kernel: Size = 1, stride: Size = 1, padding: Size = 0,
+                 groups: int = 1) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_c, out_c, kernel, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_c)

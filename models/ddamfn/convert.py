@@ -14,7 +14,6 @@ everything that resolves to real code here, so a stand-in can never replace, say
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import copyreg
 import importlib.util
@@ -26,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from common.checkpoint import atomic_torch_save
+from common.checkpoint import atomic_torch_save, converter_main, plain_state
 
 # Globals a pickled torch module legitimately references, besides torch.nn layer classes.
 _ALLOWED = {
@@ -111,8 +110,7 @@ def convert(src: Path, dst: Path) -> dict[str, torch.Tensor]:
         state = obj
     else:
         raise ValueError(f"{src}: expected a pickled nn.Module (or a state dict), got {type(obj).__name__}")
-    state = {k[len("module."):] if k.startswith("module.") else k: v.detach().clone().contiguous()
-             for k, v in state.items()}
+    state = plain_state(state)
     atomic_torch_save(state, dst)
     stood_in = ", ".join(sorted(_Unpickler.stand_ins)) or "none"
     print(f"converted {src} -> {dst}: {len(state)} tensors; classes read through stand-ins: {stood_in}")
@@ -120,16 +118,10 @@ def convert(src: Path, dst: Path) -> dict[str, torch.Tensor]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m models.ddamfn.convert", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("src", type=Path, help="the authors' MFN_msceleb.pth (a pickled nn.Module)")
-    ap.add_argument("dst", type=Path, help="where to write the plain state dict, e.g. models/pretrain/MFN_msceleb.pth")
-    args = ap.parse_args(argv)
-    if not args.src.is_file():
-        sys.exit(f"no such file: {args.src}")
-    print(f"unpickling {args.src}: a legacy whole-module pickle; this trusts the file (only convert the authors' "
-          f"published MFN_msceleb.pth)", flush=True)
-    convert(args.src, args.dst)
+    converter_main(convert, prog="python -m models.ddamfn.convert", doc=__doc__, argv=argv,
+                   src_help="the authors' MFN_msceleb.pth (a pickled nn.Module)",
+                   dst_help='where to write the plain state dict, e.g. models/pretrain/MFN_msceleb.pth',
+                   trusted="the authors' published MFN_msceleb.pth")
 
 
 if __name__ == "__main__":

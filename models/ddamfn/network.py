@@ -18,35 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# MixedFeatureNet is a MobileFaceNet variant: same conv-BN-PReLU and conv-BN blocks (same keys).
+from common.backbones.mobilefacenet import ConvBlock as Conv_block, LinearBlock as Linear_block
+
 # Order of MixedFeatureNet's children; DDAMNet keeps the first nine as `features`
 # (children()[:-4] drops conv_6_dw, conv_6_flatten, linear, bn).
 TRUNK_STAGES = ("conv1", "conv2_dw", "conv_23", "conv_3", "conv_34", "conv_4", "conv_45", "conv_5", "conv_6_sep")
 MFN_HEAD = ("conv_6_dw", "linear", "bn")  # the face-embedding head after the trunk, unused by DDAMFN
-
-
-class Conv_block(nn.Module):
-    """conv (no bias) -> BatchNorm -> per-channel PReLU."""
-
-    def __init__(self, in_c: int, out_c: int, kernel=(1, 1), stride=(1, 1), padding=(0, 0), groups: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_c, out_c, kernel, stride, padding, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_c)
-        self.prelu = nn.PReLU(out_c)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prelu(self.bn(self.conv(x)))
-
-
-class Linear_block(nn.Module):
-    """conv (no bias) -> BatchNorm, no activation."""
-
-    def __init__(self, in_c: int, out_c: int, kernel=(1, 1), stride=(1, 1), padding=(0, 0), groups: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_c, out_c, kernel, stride, padding, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_c)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
 
 
 class CoordAtt(nn.Module):

@@ -12,18 +12,16 @@ reconstruction, OrderedDict) and refuses any other by name.
 """
 from __future__ import annotations
 
-import argparse
 import codecs
 import collections
 import pickle
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from common.checkpoint import atomic_torch_save
+from common.checkpoint import atomic_torch_save, converter_main
 
 # numpy moved numpy.core to numpy._core in 2.0; old pickles name the former.
 _NUMPY_GLOBALS = {("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer")}
@@ -68,17 +66,10 @@ def convert(src: Path, dst: Path) -> dict[str, torch.Tensor]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m models.gsdnet.convert", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("src", type=Path, help="vgg_msceleb_resnet50_ft_weight.pkl (pickle of name -> numpy array)")
-    ap.add_argument("dst", type=Path, help="where to write the torch state dict, "
-                                           "e.g. models/pretrain/vgg_msceleb_resnet50_ft_weight.pkl")
-    args = ap.parse_args(argv)
-    if not args.src.is_file():
-        sys.exit(f"no such file: {args.src}")
-    print(f"unpickling {args.src}: a legacy pickle of numpy arrays; this trusts the file (only convert the "
-          f"published vgg_msceleb_resnet50_ft_weight.pkl)", flush=True)
-    convert(args.src, args.dst)
+    converter_main(convert, prog="python -m models.gsdnet.convert", doc=__doc__, argv=argv,
+                   src_help='vgg_msceleb_resnet50_ft_weight.pkl (pickle of name -> numpy array)',
+                   dst_help='where to write the torch state dict, e.g. models/pretrain/vgg_msceleb_resnet50_ft_weight.pkl',
+                   trusted='the published vgg_msceleb_resnet50_ft_weight.pkl')
 
 
 if __name__ == "__main__":

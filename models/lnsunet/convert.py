@@ -10,14 +10,12 @@ safe loader already accepts need no conversion.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from common.checkpoint import atomic_torch_save
+from common.checkpoint import atomic_torch_save, converter_main, plain_state
 
 KEY = "state_dict_backbone"
 
@@ -29,26 +27,17 @@ def convert(src: Path, dst: Path) -> dict[str, torch.Tensor]:
     if not (isinstance(state, Mapping) and state and all(torch.is_tensor(v) for v in state.values())):
         found = sorted(obj)[:20] if isinstance(obj, Mapping) else type(obj).__name__
         raise ValueError(f"{src}: expected a dict with {KEY!r} holding tensors (or a plain state dict); found {found}")
-    state = {k[len("module."):] if k.startswith("module.") else k: v.detach().clone().contiguous()
-             for k, v in state.items()}
+    state = plain_state(state)
     atomic_torch_save({KEY: state}, dst)
     print(f"converted {src} -> {dst}: {len(state)} tensors under {KEY!r}")
     return state
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m models.lnsunet.convert", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("src", type=Path, help="the authors' start_0.pt")
-    ap.add_argument("dst", type=Path, help="where to write the safe copy, e.g. models/pretrain/start_0.pt")
-    args = ap.parse_args(argv)
-    if not args.src.is_file():
-        sys.exit(f"no such file: {args.src}")
-    if args.src.resolve() == args.dst.resolve():
-        sys.exit("SRC and DST are the same file; write the converted copy elsewhere")
-    print(f"unpickling {args.src} with weights_only=False: this trusts the file and runs any code it holds "
-          f"(only convert the authors' published start_0.pt)", flush=True)
-    convert(args.src, args.dst)
+    converter_main(convert, prog="python -m models.lnsunet.convert", doc=__doc__, argv=argv,
+                   src_help="the authors' start_0.pt",
+                   dst_help='where to write the safe copy, e.g. models/pretrain/start_0.pt',
+                   trusted="the authors' published start_0.pt")
 
 
 if __name__ == "__main__":

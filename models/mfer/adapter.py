@@ -17,9 +17,8 @@ from models.mfer.weights import load_convnext_weights
 class MFERTask(Task):
     """loss = sum over the 3 Msc heads of LS-CE(head, y) + dsf_weight * DSF stand-in(feature, y)."""
 
-    def __init__(self, num_classes: int, model_cfg: dict[str, Any], optimizer: str = "adamw") -> None:
+    def __init__(self, num_classes: int, model_cfg: dict[str, Any]) -> None:
         super().__init__()
-        self.optimizer_name = optimizer
         self.net = MFERNet(num_classes, drop_path_rate=float(model_cfg["drop_path_rate"]))
         self.label_smoothing = float(model_cfg["label_smoothing"])
         mode = model_cfg["dsf"]
@@ -45,16 +44,6 @@ class MFERTask(Task):
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return self.net.predict(images)
 
-    def param_groups(self) -> list[dict[str, Any]]:
-        # Adam(W) honours a per-group `fused`: one kernel instead of a chain of per-tensor ops. Same
-        # update up to float rounding; with 155M parameters the unfused step is ~10x slower on CPU and
-        # was the largest part of a small-input training step.
-        groups = super().param_groups()
-        if self.optimizer_name in ("adam", "adamw"):
-            for g in groups:
-                g["fused"] = True
-        return groups
-
 
 @register("mfer")
 class MFERAdapter(Adapter):
@@ -64,7 +53,7 @@ class MFERAdapter(Adapter):
     pretrained_files = ("convnext_base_1k_224_ema.pth",)
 
     def build(self, num_classes: int, cfg: dict[str, Any], class_counts: list[int]) -> Task:
-        return MFERTask(num_classes, cfg["model"], cfg["train"]["optimizer"])
+        return MFERTask(num_classes, cfg["model"])
 
     def load_pretrained(self, task: Task, paths: dict[str, Path]) -> LoadReport:
         if len(paths) != 1:

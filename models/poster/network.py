@@ -19,6 +19,7 @@ from torch import nn
 
 from common.backbones.ir50 import IR50, INPUT_SIZE
 from common.backbones.mobilefacenet import MobileFaceNet
+from common.backbones.poster_head import ClassificationHead, SEBlock
 
 DEPTHS = {"small": 4, "base": 6, "large": 8}
 TOKENS = 49  # 7x7 tokens per stream
@@ -150,27 +151,6 @@ class PyramidFusion(nn.Module):
         # The three widths: convs over the token axis treat the embedding as the sequence.
         pyramid = self.blocks([x, self.downsample_m(x), self.downsample_s(x)])
         return self.norm(pyramid[0])[:, 0]
-
-
-class SEBlock(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.linear1 = nn.Linear(dim, dim)
-        self.relu = nn.ReLU()
-        self.linear2 = nn.Linear(dim, dim)
-        self.sigmod = nn.Sigmoid()  # the authors' spelling is in the key names
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.sigmod(self.linear2(self.relu(self.linear1(x))))
-
-
-class ClassificationHead(nn.Module):
-    def __init__(self, dim: int, num_classes: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(dim, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.flatten(1))
 
 
 class Poster(nn.Module):

@@ -20,6 +20,7 @@ from torch import nn
 
 from common.backbones.ir50 import IR50, INPUT_SIZE
 from common.backbones.mobilefacenet import MobileFaceNet
+from common.backbones.poster_head import ClassificationHead, SEBlock
 
 WINDOWS = (28, 14, 7)
 HEADS = (2, 4, 8)
@@ -166,27 +167,6 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
-class SEBlock(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.linear1 = nn.Linear(dim, dim)
-        self.relu = nn.ReLU()
-        self.linear2 = nn.Linear(dim, dim)
-        self.sigmod = nn.Sigmoid()  # the authors' spelling is in the key names
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.sigmod(self.linear2(self.relu(self.linear1(x))))
-
-
-class ClassificationHead(nn.Module):
-    def __init__(self, dim: int, num_classes: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(dim, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.flatten(1))
 
 
 class EcaBlock(nn.Module):

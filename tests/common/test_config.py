@@ -9,8 +9,9 @@ def test_dataset_override_and_profile_order() -> None:
     assert resolve("dan", "rafdb", "full")["train"]["batch_size"] == 128
     quick = resolve("dan", "rafdb", "quick")
     # The quick profile wins over the recipe; the model's own quick refinement wins over the profile.
-    assert quick["train"]["epochs"] == 6 and quick["data"]["image_size"] == 64
-    assert quick["augment"]["crop_padding"] == 8 and full["augment"]["crop_padding"] == 32
+    assert quick["train"]["epochs"] == 3 and quick["data"]["image_size"] == 64 and quick["train"]["batch_size"] == 16
+    assert quick["train"]["lr"] == 2e-3 and full["train"]["lr"] == 1e-3
+    assert quick["augment"]["erasing"] == 0.0 and full["augment"]["erasing"] == 0.5
 
 
 def test_command_line_overrides_win() -> None:

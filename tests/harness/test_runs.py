@@ -67,8 +67,9 @@ def test_failures_are_recorded_and_the_sweep_goes_on(harness) -> None:
 
 
 def test_ctrl_c_then_rerun_redoes_the_interrupted_run(harness) -> None:
-    cmd = [sys.executable, "-m", "harness", *RUN, "--iterations", "2", "--results", str(harness.results),
-           "--set", *SMALL]
+    # One run at a time, so iteration 0 is finished when iteration 1 is interrupted.
+    cmd = [sys.executable, "-m", "harness", *RUN, "--iterations", "2", "--jobs", "1", "--results",
+           str(harness.results), "--set", *SMALL]
     env = dict(harness.env, FER_TINY_FAIL="sleep:1")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
