@@ -77,6 +77,8 @@ class Adapter:
     input_spec: ClassVar[InputSpec] = InputSpec()
     # File names of the authors' published weights, looked up in the weights folder.
     pretrained_files: ClassVar[tuple[str, ...]] = ()
+    # Other names the same file is published under (e.g. a README and a script that disagree).
+    pretrained_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def build(self, num_classes: int, cfg: dict[str, Any], class_counts: list[int]) -> Task:
         """Build the task. `cfg` is the whole resolved config (model keys under cfg["model"]);

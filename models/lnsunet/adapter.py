@@ -49,6 +49,7 @@ class LNSUNetTask(Task):
 class LNSUNetAdapter(Adapter):
     input_spec = InputSpec(size=112, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bilinear")
     pretrained_files = ("start_0.pt",)
+    pretrained_aliases = {"start_0.pt": ("start_0.pth",)}  # the reference README's name; its scripts load .pt
 
     def build(self, num_classes: int, cfg: dict[str, Any], class_counts: list[int]) -> LNSUNetTask:
         m = cfg["model"]

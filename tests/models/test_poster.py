@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from common import registry
 from common.backbones.ir50 import BottleneckIR
 from common.config import resolve
+from tests.models.reach import parameters_reaching_output
 from models.poster.adapter import PosterTask
 from models.poster.network import UNUSED_PREFIXES
 
@@ -24,22 +25,12 @@ def test_parameter_counts_match_the_authors(task: PosterTask) -> None:
     assert sum(p.numel() for p in task.net.parameters()) == 71_850_399
     net = task.net
     flags = {n: p.requires_grad for n, p in net.named_parameters()}
-    try:
-        net.requires_grad_(True)
-        net.zero_grad()
-        net.eval()
-        net(torch.randn(1, 3, 112, 112))[0].sum().backward()
-        used = sum(p.numel() for p in net.parameters() if p.grad is not None)
-        assert round(used / 1e6, 2) == 58.91
-        # Unused parameters are exactly the listed ones; what trains = the rest, minus the frozen landmarks.
-        unused = {n for n, p in net.named_parameters() if p.grad is None}
-        assert unused == {n for n in flags if n.startswith(UNUSED_PREFIXES)}
-        assert {n for n, f in flags.items() if f} == {
-            n for n in flags if n not in unused and not n.startswith("face_landback.")}
-    finally:
-        for n, p in net.named_parameters():
-            p.requires_grad_(flags[n])
-            p.grad = None
+    used, unused = parameters_reaching_output(net, lambda n: n(torch.randn(1, 3, 112, 112))[0])
+    assert round(used / 1e6, 2) == 58.91
+    # Unused parameters are exactly the listed ones; what trains = the rest, minus the frozen landmarks.
+    assert unused == {n for n in flags if n.startswith(UNUSED_PREFIXES)}
+    assert {n for n, f in flags.items() if f} == {
+        n for n in flags if n not in unused and not n.startswith("face_landback.")}
 
 
 def test_loss_is_ce_plus_twice_label_smoothing(task: PosterTask) -> None:
