@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -176,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("spec", type=Path, help="path to a spec.json written by the harness")
     args = ap.parse_args(argv)
+    # The harness stops a run with SIGINT; a run started from a background shell would ignore it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     spec = RunSpec.load(args.spec)
     run_dir = args.spec.parent
     status: dict[str, Any] = {"status": "running", "spec_hash": spec.hash, "pid": os.getpid(),

@@ -19,6 +19,8 @@ from common.config import ROOT
 from common.io import atomic_write_json, read_json
 from harness.plan import TERMINAL, Planned, prepare
 
+INTERRUPT_GRACE_S = 30  # seconds a run gets after Ctrl-C to write its status before it is killed
+
 _print_lock = threading.Lock()
 
 
@@ -117,7 +119,12 @@ class LocalRunner:
         results: list[dict] = []
         # Runs live in their own sessions (so a timeout can kill a run with its loader workers):
         # a SIGTERM to the harness must stop them too, exactly like Ctrl-C.
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
+        # SIGINT too: a shell that starts a command in the background makes it ignore SIGINT, which
+        # Python then never turns into KeyboardInterrupt; the sweep's Ctrl-C handling must not depend on that.
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = (signal.signal(signal.SIGTERM, _raise_interrupt),
+                        signal.signal(signal.SIGINT, signal.default_int_handler))
         pool = ThreadPoolExecutor(max_workers=self.jobs)
         futures: dict[Future, Planned] = {pool.submit(self._run_one, p): p for p in todo}
         done_count = 0
@@ -132,18 +139,32 @@ class LocalRunner:
         except KeyboardInterrupt:
             self._interrupted.set()
             say("interrupted: stopping running runs (finished runs are kept; the next sweep redoes the rest)")
-            for proc in list(self._procs.values()):
+            procs = list(self._procs.values())
+            for proc in procs:
+                _signal_group(proc, signal.SIGINT)
+            # A run gets a grace period to record its interruption; one that does not stop (e.g. it was
+            # still starting up and had no handler yet) is killed, so Ctrl-C never leaves the sweep hanging.
+            deadline = time.monotonic() + INTERRUPT_GRACE_S
+            for proc in procs:
                 try:
-                    os.killpg(proc.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    _signal_group(proc, signal.SIGKILL)
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         finally:
             if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+                signal.signal(signal.SIGTERM, previous[0])
+                signal.signal(signal.SIGINT, previous[1])
         pool.shutdown(wait=True)
         return results
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def run_local(planned: list[Planned], jobs: int = 1, timeout: float | None = None, **kw) -> list[dict]:
