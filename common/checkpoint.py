@@ -77,15 +77,16 @@ def load_state_file(path: Path, key: str | None = None) -> dict[str, torch.Tenso
         ) from e
     if key is not None and isinstance(obj, Mapping) and key in obj:
         obj = obj[key]
-    elif key is not None and not _is_state_dict(obj):
+    elif key is not None and not is_state_dict(obj):
         found = sorted(obj)[:20] if isinstance(obj, Mapping) else type(obj).__name__
         raise KeyError(f"{path}: expected key {key!r} holding a state dict; found {found}")
-    if not _is_state_dict(obj):
+    if not is_state_dict(obj):
         raise ValueError(f"{path}: not a state dict of tensors (got {type(obj).__name__})")
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
-def _is_state_dict(obj: Any) -> bool:
+def is_state_dict(obj: Any) -> bool:
+    """A non-empty mapping of names to tensors."""
     return isinstance(obj, Mapping) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
 
 

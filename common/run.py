@@ -70,13 +70,13 @@ def resolve_pretrained(adapter: Any, cfg: dict[str, Any]) -> dict[str, Path] | N
         else:
             raise FileNotFoundError(f"pretrained={choice!r}: no such file or folder (model {adapter.name!r} "
                                     f"expects {', '.join(files)})")
+    names = {name: (name, *adapter.pretrained_aliases.get(name, ())) for name in files}
     found = {}
-    for name in files:
-        candidates = [folder / n for n in (name, *adapter.pretrained_aliases.get(name, ()))]
-        present = [c for c in candidates if c.is_file()]
+    for name, options in names.items():
+        present = [folder / n for n in options if (folder / n).is_file()]
         if present:
             found[name] = present[0]
-    missing = [" or ".join((name, *adapter.pretrained_aliases.get(name, ()))) for name in files if name not in found]
+    missing = [" or ".join(options) for name, options in names.items() if name not in found]
     if missing and choice == "auto":
         msg = (f"PRETRAINED WEIGHTS NOT FOUND for {adapter.name}: {', '.join(missing)} not in {folder}. "
                f"Training from scratch; results are NOT comparable with the published numbers. "

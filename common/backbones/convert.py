@@ -10,36 +10,32 @@ which training reads with weights_only=True. Give DST the name the model looks f
 """
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from common.checkpoint import atomic_torch_save
+from common.checkpoint import atomic_torch_save, converter_main, is_state_dict, plain_state
 
 
 def convert(src: Path, dst: Path) -> int:
     """Write the tensors of SRC's state dict to DST; returns how many."""
-    print(f"unpickling {src} (weights_only=False): only do this with a file you trust", flush=True)
     obj = torch.load(src, map_location="cpu", weights_only=False)
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
+    if not is_state_dict(obj):
         raise ValueError(f"{src}: expected a state dict (or a checkpoint with 'state_dict'), got {type(obj).__name__}")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v.clone() for k, v in obj.items()}
+    state = plain_state(obj)
     atomic_torch_save(state, dst)
+    print(f"wrote {dst}: {len(state)} tensors")
     return len(state)
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m common.backbones.convert", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("src", type=Path)
-    ap.add_argument("dst", type=Path)
-    args = ap.parse_args(argv)
-    n = convert(args.src, args.dst)
-    print(f"wrote {args.dst}: {n} tensors")
+    converter_main(convert, prog="python -m common.backbones.convert", doc=__doc__, argv=argv,
+                   src_help="an ir50.pth or mobilefacenet_model_best.pth.tar that weights_only loading refuses",
+                   dst_help="where to write the safe copy, under the name the model looks for",
+                   trusted="a copy of the published ir50.pth / mobilefacenet_model_best.pth.tar")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from common.checkpoint import atomic_torch_save, converter_main, plain_state
+from common.checkpoint import atomic_torch_save, converter_main, is_state_dict, plain_state
 
 # Globals a pickled torch module legitimately references, besides torch.nn layer classes.
 _ALLOWED = {
@@ -106,7 +106,7 @@ def convert(src: Path, dst: Path) -> dict[str, torch.Tensor]:
     obj = torch.load(src, map_location="cpu", weights_only=False, pickle_module=_PickleModule)
     if isinstance(obj, nn.Module):
         state = obj.state_dict()
-    elif isinstance(obj, dict) and obj and all(torch.is_tensor(v) for v in obj.values()):
+    elif is_state_dict(obj):
         state = obj
     else:
         raise ValueError(f"{src}: expected a pickled nn.Module (or a state dict), got {type(obj).__name__}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from common.checkpoint import atomic_torch_save, converter_main, plain_state
+from common.checkpoint import atomic_torch_save, converter_main, is_state_dict, plain_state
 
 KEY = "state_dict_backbone"
 
@@ -24,7 +24,7 @@ def convert(src: Path, dst: Path) -> dict[str, torch.Tensor]:
     """Unpickle SRC (trusted), write its encoder state dict to DST, return it."""
     obj = torch.load(src, map_location="cpu", weights_only=False)
     state = obj.get(KEY, obj) if isinstance(obj, Mapping) else obj
-    if not (isinstance(state, Mapping) and state and all(torch.is_tensor(v) for v in state.values())):
+    if not is_state_dict(state):
         found = sorted(obj)[:20] if isinstance(obj, Mapping) else type(obj).__name__
         raise ValueError(f"{src}: expected a dict with {KEY!r} holding tensors (or a plain state dict); found {found}")
     state = plain_state(state)
