@@ -33,10 +33,14 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
+def _unwrapped(key: str) -> str:
+    """A state-dict key without the `module.` prefix that DataParallel checkpoints carry."""
+    return key.removeprefix("module.")
+
+
 def plain_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Detached contiguous copies, without DataParallel's `module.` prefix: what a converter writes."""
-    return {k[len("module."):] if k.startswith("module.") else k: v.detach().clone().contiguous()
-            for k, v in state.items()}
+    return {_unwrapped(k): v.detach().clone().contiguous() for k, v in state.items()}
 
 
 def converter_main(convert: Callable[[Path, Path], Any], *, prog: str, doc: str | None, src_help: str,
@@ -82,7 +86,7 @@ def load_state_file(path: Path, key: str | None = None) -> dict[str, torch.Tenso
         raise KeyError(f"{path}: expected key {key!r} holding a state dict; found {found}")
     if not is_state_dict(obj):
         raise ValueError(f"{path}: not a state dict of tensors (got {type(obj).__name__})")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+    return {_unwrapped(k): v for k, v in obj.items()}
 
 
 def is_state_dict(obj: Any) -> bool:
