@@ -47,13 +47,15 @@ def class_names(name: str) -> list[str]:
 
 
 def load_pool(name: str, root: str | Path | None = None, *, exclude_missing: bool = False,
-              synthetic: dict | None = None) -> Pool:
+              synthetic: dict | None = None, expw_layout: str = "per-face") -> Pool:
     """All samples of dataset `name` in label-file order, every image checked.
 
     Missing or unreadable images raise DatasetLayoutError (naming them and showing the
     expected layout) unless exclude_missing=True, which drops them and lists them in
     pool.excluded. `synthetic` holds the generator parameters (n, size, seed, label_noise)
     and is only valid for name="synthetic", whose data lives in the cache, not under root.
+    `expw_layout` (config data.expw_layout: per-face | reference) applies to ExpW only, whose
+    module documents both; the other datasets have one layout and ignore it.
     """
     module = _module(name)
     if module is synthetic_data:
@@ -62,5 +64,7 @@ def load_pool(name: str, root: str | Path | None = None, *, exclude_missing: boo
         raise ValueError(f"synthetic parameters were given for dataset {name!r}; "
                          "they apply only to 'synthetic'")
     folder = find_dataset_dir(root, module.FOLDER, module.LABEL_FILE, name, module.LAYOUT)
+    if module is expw:
+        return expw.load(folder, exclude_missing, layout=expw_layout)
     return module.load(folder, exclude_missing)
 

@@ -7,22 +7,25 @@ the box is in pixels of the original image; confidence is the face detector's sc
 `label` is 0..6 in ExpW's own order: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad,
 5 surprise, 6 neutral, named here anger, disgust, fear, happiness, sadness, surprise, neutral.
 
-One sample per label line (a face), keyed `<image_name>#<face_id>`, so the faces of one
-image never collapse into one sample. The reference suite keyed by image name and read
-`aligned_image/<image_name>` for every face of an image, so a multi-face image gave several
-samples with one picture and different labels, and it silently dropped lines whose file was
-absent.
+One sample per label line (a face), keyed `<image_name>#<face_id>`. Two layouts of
+`aligned_image/` (config `data.expw_layout`):
 
-The image of a face is `aligned_image/<stem>_<face_id><ext>` (`face_filename`, what our
-alignment step writes). If that file is absent but `aligned_image/<image_name>` exists and
-the image has exactly one label line, that file is used (the reference suite's layout).
-An image with several label lines but only `aligned_image/<image_name>` is ambiguous (which
-face is it?): an error naming the image, or, with exclude_missing, all its faces are
-excluded with that reason.
+- `per-face` (default): one aligned file per face, `<stem>_<face_id><ext>` (`face_filename`,
+  what `make align` writes). A one-face image may instead have `aligned_image/<image_name>`.
+  A multi-face image with only `aligned_image/<image_name>` is ambiguous (which face is it?):
+  an error that names `data.expw_layout=reference`, or, with exclude_missing, its faces are
+  excluded with that reason.
+- `reference`: the reference suite's downloadable aligned ExpW, one file per *image name*
+  (90,560 kept lines). Its scripts keep every label line whose `aligned_image/<image_name>`
+  exists, in file order, and drop the others silently; a multi-face image so gives one sample
+  per face, all with the same picture and possibly different labels, and ShuffleSplit puts them
+  in different folds. This layout reproduces that pool exactly (same size, order and labels, so
+  the same folds) and warns once with the counts. Dropped lines are listed in pool.excluded.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -42,15 +45,20 @@ CLASS_NAMES = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "
 FOLDER = "ExpW"
 LABEL_FILE = "label/label.lst"
 IMAGE_FOLDER = "aligned_image"
+LAYOUTS = ("per-face", "reference")
 LAYOUT = """\
 ExpW/
     label/
         label.lst                   # "image_name face_id top left right bottom confidence label"
-    aligned_image/                  # one aligned face per label line:
-        afraid_African_214_0.jpg    #   <image stem>_<face_id><ext>
-        ...                         #   (or <image_name> itself if the image has one face)
+    aligned_image/                  # data.expw_layout=per-face (default): one file per label line,
+        afraid_African_214_0.jpg    #   <image stem>_<face_id><ext> (or <image_name> for a one-face image)
+        ...                         # data.expw_layout=reference: one file per image, <image_name>
 """
 FIELDS = ("image_name", "face_id", "top", "left", "right", "bottom", "confidence", "label")
+
+
+class SharedPictureWarning(UserWarning):
+    """The reference layout gives several samples (faces) the same picture."""
 
 
 def face_filename(image_name: str, face_id: int | str) -> str:
@@ -87,7 +95,9 @@ def read_label_file(label_file: Path, dataset_dir: Path | None = None) -> list[d
     return faces
 
 
-def load(dataset_dir: Path, exclude_missing: bool = False) -> Pool:
+def load(dataset_dir: Path, exclude_missing: bool = False, layout: str = "per-face") -> Pool:
+    if layout not in LAYOUTS:
+        raise ValueError(f"data.expw_layout={layout!r}; valid: {', '.join(LAYOUTS)}")
     label_file = dataset_dir / LABEL_FILE
     faces = read_label_file(label_file, dataset_dir)
     lines = [f["line"] for f in faces]
@@ -96,9 +106,15 @@ def load(dataset_dir: Path, exclude_missing: bool = False) -> Pool:
                  encoding_text(CLASS_NAMES), lines)
     ids = [sample_id(f["image_name"], f["face_id"]) for f in faces]
     check_unique(ids, label_file, dataset_dir, "expw", LAYOUT, lines)
+    present = list_files(dataset_dir / IMAGE_FOLDER)
+    if layout == "reference":
+        return _load_reference(dataset_dir, faces, ids, present, exclude_missing)
+    return _load_per_face(dataset_dir, faces, ids, present, exclude_missing)
 
+
+def _load_per_face(dataset_dir: Path, faces: list[dict], ids: list[str], present: set[str],
+                   exclude_missing: bool) -> Pool:
     image_dir = dataset_dir / IMAGE_FOLDER
-    present = list_files(image_dir)
     faces_per_image = Counter(f["image_name"] for f in faces)
     paths: list[str] = []
     reasons: dict[int, str] = {}
@@ -112,5 +128,58 @@ def load(dataset_dir: Path, exclude_missing: bool = False) -> Pool:
             paths.append(str(image_dir / name))
             reasons[i] = (f"ambiguous: {name} has {faces_per_image[name]} faces in {LABEL_FILE} "
                           f"but one aligned file; expected per-face files such as {per_face}")
-    return finish_pool("expw", CLASS_NAMES, dataset_dir, LAYOUT, ids, labels, paths, image_dir,
-                       exclude_missing, reasons)
+    if reasons and not exclude_missing:
+        # A folder of one file per image is the reference suite's download: say how to load it.
+        images = sorted({faces[i]["image_name"] for i in reasons})
+        first = faces[min(reasons)]
+        raise layout_error(
+            f"{len(images)} multi-face images have one aligned file per image, not one per face "
+            f"(e.g. {first['image_name']} has {faces_per_image[first['image_name']]} faces in "
+            f"{LABEL_FILE} but no {face_filename(first['image_name'], first['face_id'])}): "
+            "this is the reference suite's layout",
+            "expw", dataset_dir, LAYOUT,
+            hint="To use it as the reference suite did (every label line whose aligned_image/<image_name> "
+                 "exists; the faces of one image share its picture), set data.expw_layout=reference "
+                 "(SET=\"data.expw_layout=reference\"). To drop the multi-face images instead, set "
+                 "data.exclude_missing=true. To train on per-face crops, align the raw images with "
+                 "`make align DATASET=expw`.")
+    return finish_pool("expw", CLASS_NAMES, dataset_dir, LAYOUT, ids, np.asarray([f["label"] for f in faces]),
+                       paths, image_dir, exclude_missing, reasons)
+
+
+def _load_reference(dataset_dir: Path, faces: list[dict], ids: list[str], present: set[str],
+                    exclude_missing: bool) -> Pool:
+    """The reference scripts' rule: keep a label line iff aligned_image/<image_name> exists."""
+    image_dir = dataset_dir / IMAGE_FOLDER
+    keep = [i for i, f in enumerate(faces) if f["image_name"] in present]
+    dropped = [{"id": ids[i], "path": str(image_dir / faces[i]["image_name"]),
+                "reason": "no aligned_image/<image_name> (dropped, as the reference suite's rule does)"}
+               for i, f in enumerate(faces) if f["image_name"] not in present]
+    kept = [faces[i] for i in keep]
+    pool = finish_pool("expw", CLASS_NAMES, dataset_dir, LAYOUT, [ids[i] for i in keep],
+                       np.asarray([f["label"] for f in kept], dtype=np.int64),
+                       [str(image_dir / f["image_name"]) for f in kept], image_dir, exclude_missing)
+    pool.excluded = dropped + pool.excluded
+    _warn_shared_pictures(kept, len(faces))
+    return pool
+
+
+def _warn_shared_pictures(kept: list[dict], n_lines: int) -> None:
+    per_image = Counter(f["image_name"] for f in kept)
+    shared = {name for name, n in per_image.items() if n > 1}
+    if not shared:
+        return
+    labels: dict[str, set[int]] = {}
+    for f in kept:
+        if f["image_name"] in shared:
+            labels.setdefault(f["image_name"], set()).add(f["label"])
+    conflicting = sum(len(v) > 1 for v in labels.values())
+    samples = sum(per_image[name] for name in shared)
+    warnings.warn(
+        f"expw (data.expw_layout=reference): {len(kept)} of {n_lines} label lines kept; "
+        f"{samples} samples come from {len(shared)} multi-face images and share their image's picture "
+        f"({conflicting} of those images carry different labels). The random splits put such samples "
+        "into different folds, so the same picture can be in train and test, with different labels. "
+        "This reproduces the reference suite's pool; per-face crops (data.expw_layout=per-face, "
+        "`make align`) avoid it.",
+        SharedPictureWarning, stacklevel=3)

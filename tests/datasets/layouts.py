@@ -180,6 +180,37 @@ def _write_expw_origin(d: Path, faces: list[dict]) -> None:
         Image.fromarray(a).save(path)
 
 
+def reference_expw_faces(n_images: int = 60, seed: int = 0) -> list[dict]:
+    """ExpW-like label lines: n_images images with 1-4 faces (most with one, as in ExpW), labels
+    with ExpW-like imbalance (happiness and neutral most common), and face 0 of the first
+    multi-face image moved to the last line, so a test sees that the pool keeps file order."""
+    rng = np.random.default_rng(seed)
+    faces = []
+    for image in range(n_images):
+        n_faces = int(rng.choice([1, 2, 3, 4], p=[0.7, 0.15, 0.1, 0.05]))
+        for fid in range(n_faces):
+            label = int(rng.choice(7, p=[0.04, 0.04, 0.01, 0.33, 0.1, 0.08, 0.4]))
+            faces.append(expw_face(f"img_{image:03d}.jpg", fid, label))
+    multi = next(i for i in range(len(faces) - 1) if faces[i + 1]["face_id"] == 1)
+    faces.append(faces.pop(multi))  # face 0 of a multi-face image moves to the end of the file
+    return faces
+
+
+def reference_expw_selection(dataset_dir: Path) -> tuple[list[str], list[int]]:
+    """(image paths, labels) the reference suite's ExpW scripts build: every label.lst line whose
+    aligned_image/<image_name> exists, in file order, label = last field. Written the way the
+    scripts read the file, independently of common.datasets.expw, as the oracle for its tests."""
+    paths, labels = [], []
+    with open(Path(dataset_dir) / "label" / "label.lst") as f:
+        for line in f:
+            parts = line.strip().split()
+            path = Path(dataset_dir) / "aligned_image" / parts[0]
+            if path.exists():
+                paths.append(str(path))
+                labels.append(int(parts[-1]))
+    return paths, labels
+
+
 def truncate(path: Path, keep: float = 0.5) -> Path:
     """Cut a file to a fraction of its bytes (a download interrupted half-way)."""
     data = path.read_bytes()
