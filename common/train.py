@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from common.adapter import Task
 from common.checkpoint import atomic_torch_save
+from common.progress import EpochProgress
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -140,6 +141,7 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
         task.train()
         opt.zero_grad(set_to_none=True)
         loss_sum, correct, seen = 0.0, 0, 0
+        progress = EpochProgress(epoch + 1, epochs, n_batches, log)
         for b, (x, y, _) in enumerate(train_loader):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=amp):
@@ -161,8 +163,8 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
             loss_sum += float(loss.detach()) * len(y)
             correct += int((out["logits"].detach().argmax(1) == y).sum())
             seen += len(y)
-            if n_batches >= 100 and (b + 1) % max(1, n_batches // 10) == 0:
-                log(f"  epoch {epoch + 1}/{epochs} batch {b + 1}/{n_batches} loss {loss_sum / seen:.4f}")
+            progress.update(b + 1, loss_sum / seen)
+        progress.close()
         task.on_epoch_end(epoch)
         lr = opt.param_groups[0]["lr"]
         if sched is not None and not per_batch:
