@@ -15,26 +15,23 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from common.io import atomic_path
-from harness.stats import METRICS, aggregate, is_pretrained, read_summary, split_mismatches
+from harness.analysis import analyse, write_analysis
+from harness.names import DATASET_NAMES, METRIC_NAMES, MODEL_NAMES, ordered
+from harness.plots import plot_metric
+from harness.significance import ALPHA, not_worse_than_best, pairwise
+from harness.stats import METRICS, aggregate, chance_levels, is_pretrained, read_summary, split_mismatches
 
 DEFAULT_METRICS = ("accuracy", "balanced_accuracy")
 FORMATS = ("md", "html", "tex")
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
-DATASET_NAMES = {"rafdb": "RAF-DB", "fer2013": "FER2013", "ferplus": "FERPlus", "expw": "ExpW",
-                 "sfew": "SFEW2.0", "ckplus": "CK+", "synthetic": "synthetic"}
-MODEL_NAMES = {"poster": "POSTER", "posterpp": "POSTER++", "dan": "DAN", "ddamfn": "DDAMFN",
-               "lnsunet": "LNSU-Net", "adadf": "Ada-DF", "mfer": "MFER", "gsdnet": "GSDNet"}
-METRIC_NAMES = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "macro_f1": "Macro-F1"}
-
 # Single pass over the text so the backslashes a replacement introduces are never escaped again.
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-        "<": r"\textless{}", ">": r"\textgreater{}", "±": r"\ensuremath{\pm}", "—": "---", "–": "--"}
+        "<": r"\textless{}", ">": r"\textgreater{}", "±": r"\ensuremath{\pm}", "—": "---", "–": "--",
+        "†": r"\ensuremath{^\dagger}", "α": r"\ensuremath{\alpha}", "−": r"\ensuremath{-}"}
 _TEX_RE = re.compile("|".join(re.escape(k) for k in _TEX))
 
 
@@ -56,21 +53,18 @@ def _environment() -> Environment:
     return env
 
 
-def _ordered(present: Iterable[str], preferred: Iterable[str]) -> list[str]:
-    """Known names in the fixed paper order, then any others alphabetically."""
-    present = set(present)
-    known = [name for name in preferred if name in present]
-    return known + sorted(present - set(known))
-
-
 def _fmt(x: float) -> str | None:
     return None if math.isnan(x) else f"{x:.3f}"
 
 
-def _cell(stat: pd.Series | None, best: str | None, note: int | None) -> dict[str, Any]:
-    """What a table cell shows; `kind` is value (>= 1 successful run), failed (runs, none done) or missing."""
+def _cell(stat: pd.Series | None, best: str | None, note: int | None, mark: bool = False) -> dict[str, Any]:
+    """What a table cell shows; `kind` is value (>= 1 successful run), failed (runs, none done) or missing.
+
+    `mark`: the model is the best of its row or not significantly worse than it (see significance.py).
+    """
     if stat is None:
-        return {"kind": "missing", "mean": None, "std": None, "bold": False, "n": "0", "failed": 0, "note": None}
+        return {"kind": "missing", "mean": None, "std": None, "bold": False, "n": "0", "failed": 0, "note": None,
+                "mark": False}
     n_done, n_total = int(stat["n_done"]), int(stat["n_total"])
     mean = _fmt(stat["mean"])
     return {
@@ -81,6 +75,7 @@ def _cell(stat: pd.Series | None, best: str | None, note: int | None) -> dict[st
         "n": str(n_done) if n_done == n_total else f"{n_done}/{n_total}",
         "failed": n_total - n_done,
         "note": note,
+        "mark": mark and n_done > 0,
     }
 
 
@@ -114,11 +109,13 @@ def _split_warnings(mismatches: pd.DataFrame) -> list[str]:
 
 
 def build_context(df: pd.DataFrame, metric: str, ddof: int = 1) -> dict[str, Any]:
-    """Everything a table template needs, already decided: order, text, bold, n, notes, warnings."""
+    """Everything a table template needs, already decided: order, text, bold, marks, chance, n, notes, warnings."""
     stats = aggregate(df, metric, ddof)
     by_cell = {(s["dataset"], s["model"]): s for _, s in stats.iterrows()}
-    datasets = _ordered(df["dataset"], DATASET_NAMES)
-    models = _ordered(df["model"], MODEL_NAMES)
+    datasets = ordered(df["dataset"], DATASET_NAMES)
+    models = ordered(df["model"], MODEL_NAMES)
+    marks = not_worse_than_best(df, pairwise(df, metric, models)[0], metric)
+    chance = chance_levels(df, metric)
     notes: list[str] = []
     rows = []
     for dataset in datasets:
@@ -135,8 +132,9 @@ def build_context(df: pd.DataFrame, metric: str, ddof: int = 1) -> dict[str, Any
                              f"{len(stat['failures'])} of {stat['n_total']} runs without a result — "
                              + "; ".join(stat["failures"]))
                 note = len(notes)
-            cells.append(_cell(stat, best, note))
-        rows.append({"name": DATASET_NAMES.get(dataset, dataset), "cells": cells})
+            cells.append(_cell(stat, best, note, model in marks.get(dataset, ())))
+        rows.append({"name": DATASET_NAMES.get(dataset, dataset), "cells": cells,
+                     "chance": _fmt(chance[dataset]) if dataset in chance else "n/a"})
     protocols = sorted(set(df["protocol"]))
     init_line, warnings = _init_line(df, models)
     if len(protocols) > 1:
@@ -144,8 +142,12 @@ def build_context(df: pd.DataFrame, metric: str, ddof: int = 1) -> dict[str, Any
     warnings += _split_warnings(split_mismatches(df))
     title = METRIC_NAMES.get(metric, metric)
     caption = (f"mean ± std over iterations (std with ddof={ddof}); n = successful runs "
-               f"(successful/total when some failed). Protocol: {', '.join(protocols)}. {init_line}")
-    return {"metric": metric, "title": title, "ddof": ddof, "caption": caption,
+               f"(successful/total when some failed); bold = best mean of the row; † = not significantly worse "
+               f"than the best of its row (corrected resampled t-test on the iterations both finished, "
+               f"Holm-adjusted over the row's pairs, α = {ALPHA}; the best itself is marked too). "
+               f"Majority class = what always predicting the most frequent class scores. "
+               f"Protocol: {', '.join(protocols)}. {init_line}")
+    return {"metric": metric, "title": title, "ddof": ddof, "caption": caption, "has_chance": bool(chance),
             "columns": [MODEL_NAMES.get(m, m) for m in models], "rows": rows,
             "notes": [{"index": i, "text": t} for i, t in enumerate(notes, 1)], "warnings": warnings}
 
@@ -153,7 +155,7 @@ def build_context(df: pd.DataFrame, metric: str, ddof: int = 1) -> dict[str, Any
 def render_table(context: dict[str, Any], fmt: str) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown table format {fmt!r}; valid: {', '.join(FORMATS)}")
-    return _environment().get_template(f"table.{fmt}").render(**context)
+    return _environment().get_template(f"table.{fmt}").render(**context, table=context)
 
 
 def long_stats(df: pd.DataFrame, metrics: Sequence[str], ddof: int) -> pd.DataFrame:
@@ -170,52 +172,20 @@ def long_stats(df: pd.DataFrame, metrics: Sequence[str], ddof: int) -> pd.DataFr
     return out
 
 
-def plot_metric(df: pd.DataFrame, metric: str, path: Path) -> Path:
-    """Box per (dataset, model) with every iteration's value as a point, grouped by dataset."""
-    datasets = _ordered(df["dataset"], DATASET_NAMES)
-    models = _ordered(df["model"], MODEL_NAMES)
-    done = df[(df["status"] == "done") & df[metric].notna()]
-    width = 0.8 / len(models)
-    fig = Figure(figsize=(max(6.0, 1.0 + len(datasets) * (0.6 + 0.35 * len(models))), 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    rng = np.random.default_rng(0)  # fixed jitter: the same summary gives the same picture
-    colors = [f"C{i % 10}" for i in range(len(models))]
-    for j, (model, color) in enumerate(zip(models, colors)):
-        for i, dataset in enumerate(datasets):
-            values = done.loc[(done["dataset"] == dataset) & (done["model"] == model), metric].to_numpy(float)
-            x = i - 0.4 + width * (j + 0.5)
-            n_total = int(((df["dataset"] == dataset) & (df["model"] == model)).sum())
-            if len(values) < n_total:  # failed runs have no point; say so instead of leaving a silent gap
-                ax.text(x, 0.02, f"n={len(values)}/{n_total}", transform=ax.get_xaxis_transform(),
-                        ha="center", fontsize=7, color=color)
-            if len(values):
-                ax.boxplot(values, positions=[x], widths=width * 0.8, manage_ticks=False, showfliers=False,
-                           medianprops={"color": color}, boxprops={"color": color},
-                           whiskerprops={"color": color}, capprops={"color": color})
-                ax.scatter(x + rng.uniform(-width * 0.2, width * 0.2, len(values)), values, s=12,
-                           color=color, alpha=0.8, zorder=3)
-        ax.scatter([], [], color=color, label=MODEL_NAMES.get(model, model))
-    ax.set_xticks(range(len(datasets)), [DATASET_NAMES.get(d, d) for d in datasets])
-    ax.set_xlim(-0.5, len(datasets) - 0.5)
-    ax.set_ylabel(METRIC_NAMES.get(metric, metric))
-    ax.set_title(f"{METRIC_NAMES.get(metric, metric)} per iteration (successful runs only)")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="small", ncols=min(4, len(models)), loc="best")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    return path
-
-
 def _check_metrics(metrics: Sequence[str]) -> None:
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         raise ValueError(f"unknown metric(s) {bad}; valid: {', '.join(METRICS)}")
 
 
-def render(summary_csv: Path, out_dir: Path, ddof: int = 1,
-           metrics: Sequence[str] = DEFAULT_METRICS) -> list[Path]:
-    """Write <metric>.md/.html/.tex/.png per metric and summary_stats.csv into out_dir; return the paths."""
+def render(summary_csv: Path, out_dir: Path, ddof: int = 1, metrics: Sequence[str] = DEFAULT_METRICS,
+           results: Path | None = None) -> list[Path]:
+    """Write the tables and statistics of one protocol's summary.csv into out_dir; return the paths.
+
+    Per metric <metric>.md/.html/.tex/.png (box plots with the majority-class line); summary_stats.csv;
+    pairwise.csv, ranks.csv and the figures of analysis.py. `results` (the folder run_dir is relative
+    to) is where the confusion matrices read predictions.csv; without it they are skipped.
+    """
     _check_metrics(metrics)
     df = read_summary(Path(summary_csv))
     out_dir = Path(out_dir)
@@ -228,11 +198,12 @@ def render(summary_csv: Path, out_dir: Path, ddof: int = 1,
             with atomic_path(path) as tmp:
                 tmp.write_text(render_table(context, fmt), encoding="utf-8")
             written.append(path)
-        written.append(plot_metric(df, metric, out_dir / f"{metric}.png"))
+        written.append(plot_metric(df, metric, out_dir / f"{metric}.png", chance_levels(df, metric)))
     stats_path = out_dir / "summary_stats.csv"
     with atomic_path(stats_path) as tmp:
         long_stats(df, metrics, ddof).to_csv(tmp, index=False)
     written.append(stats_path)
+    written += write_analysis(analyse(df, metrics, results), out_dir)
     return written
 
 
