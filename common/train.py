@@ -25,6 +25,11 @@ from common.checkpoint import atomic_torch_save
 from common.progress import EpochProgress
 
 
+# The training loss of each of the first LOGGED_STEPS optimiser steps goes into train_log.jsonl
+# (`step_losses` of each epoch's row): `make regress` compares these curves with committed baselines.
+LOGGED_STEPS = 100
+
+
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the run is recorded as failed."""
 
@@ -142,6 +147,7 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
         opt.zero_grad(set_to_none=True)
         loss_sum, correct, seen = 0.0, 0, 0
         progress = EpochProgress(epoch + 1, epochs, n_batches, log)
+        step_losses, step_loss, step_batches = [], 0.0, 0
         for b, (x, y, _) in enumerate(train_loader):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=amp):
@@ -150,17 +156,21 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(f"training loss is {loss.item()} at epoch {epoch + 1}, batch {b + 1}")
             scaler.scale(loss / accum).backward()
+            loss_value = float(loss.detach())
+            step_loss, step_batches = step_loss + loss_value, step_batches + 1
             if (b + 1) % accum == 0 or b + 1 == n_batches:
                 if clip:
                     scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], float(clip))
                 _step_with_warmup(opt, scaler, step, warmup)
-                step += 1
+                if step < LOGGED_STEPS:  # mean over the step's accumulated batches
+                    step_losses.append(step_loss / step_batches)
+                step, step_loss, step_batches = step + 1, 0.0, 0
                 scaler.update()
                 opt.zero_grad(set_to_none=True)
                 if sched is not None and per_batch:
                     sched.step()
-            loss_sum += float(loss.detach()) * len(y)
+            loss_sum += loss_value * len(y)
             correct += int((out["logits"].detach().argmax(1) == y).sum())
             seen += len(y)
             progress.update(b + 1, loss_sum / seen)
@@ -180,7 +190,7 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
             since_best_loss += 1
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr, "seconds": round(time.time() - t0, 2),
-               "best": improved}
+               "best": improved, **({"step_losses": step_losses} if step_losses else {})}
         with open(log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         log(f"epoch {epoch + 1}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f}  "
