@@ -98,6 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] | None = None,
             cells: set[tuple[str, str]] | None = None) -> int:
+    from harness.page import build_page
     from harness.report import render, render_markdown
 
     summary = collect(args.results)
@@ -107,17 +108,20 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
         return 0
     print(f"wrote {summary} ({len(df)} runs)")
     failed = 0
+    rendered: dict[str, Path] = {}
     # One table set per protocol folder, so quick and full (or tagged variants) are never averaged together.
-    for proto in sorted(protocols or set(df["protocol"])):
+    # Every protocol is rendered, because the report page shows them all; only the requested ones are printed.
+    for proto in sorted(set(df["protocol"])):
         sub = df[df["protocol"] == proto]
         out_dir = args.results / "tables" / proto
         out_dir.mkdir(parents=True, exist_ok=True)
         sub_csv = out_dir / "summary.csv"
         sub.to_csv(sub_csv, index=False)
-        files = render(sub_csv, out_dir, ddof=args.ddof)
-        if quiet:
+        render(sub_csv, out_dir, ddof=args.ddof, results=args.results)
+        rendered[proto] = out_dir
+        if quiet or (protocols is not None and proto not in protocols):
             continue
-        print(f"\nprotocol {proto}  (tables: {', '.join(str(f) for f in files if f.suffix != '.csv')})\n")
+        print(f"\nprotocol {proto}  (tables, pairwise.csv, ranks.csv and figures in {out_dir}/)\n")
         print(render_markdown(sub_csv, ddof=args.ddof))
         shown = sub if cells is None else sub[[(m, d) in cells for m, d in zip(sub["model"], sub["dataset"])]]
         done = shown[shown["status"] == "done"]
@@ -125,6 +129,9 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
             rate = pd.to_numeric(grp["majority_rate"]).mean()
             print(f"majority-class rate of the {ds} test folds: {rate:.3f} (a model must beat this)")
         failed += int((shown["status"] != "done").sum())
+    page = build_page(args.results, rendered, ddof=args.ddof)
+    if not quiet:
+        print(f"\nreport page: {page}")
     if failed:
         print(f"\n{failed} run(s) did not finish; see status/error columns in {summary}")
     return 1 if failed else 0
