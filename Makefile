@@ -10,6 +10,9 @@ PROFILE    ?= $(if $(filter synthetic,$(DATASET)),quick,full)
 ITERATIONS ?=
 JOBS       ?=
 SET        ?=
+# SET reaches the harness through the environment as one argument ("$$SET"), never as recipe text:
+# list values with spaces stay whole and nothing in it is run by the shell.
+export SET
 DATA_ROOT  ?=
 TIMEOUT    ?=
 TAG        ?=
@@ -18,7 +21,7 @@ DDOF       ?= 1
 
 RUN_ARGS = --model $(MODEL) --dataset $(DATASET) --profile $(PROFILE) --results $(RESULTS) \
 	$(if $(ITERATIONS),--iterations $(ITERATIONS)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) \
-	$(if $(TAG),--tag $(TAG)) $(if $(strip $(SET)),--set $(SET))
+	$(if $(TAG),--tag $(TAG)) $(if $(strip $(SET)),--set "$$SET")
 
 .PHONY: help venv run plan list report test align clean-venv
 

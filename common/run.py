@@ -2,8 +2,15 @@
 
 Executes one model × dataset × iteration and writes, next to the spec: status.json (running ->
 done | failed | interrupted, with the error class and message on failure), train_log.jsonl,
-best.pt and predictions.csv. Every write is atomic; status 'done' is written last, so a run that
-dies at any point is never read as a result. The run does not know which runner started it.
+best.pt, predictions.csv, metrics.json and run.log. Every write is atomic; status 'done' is
+written last, so a run that dies at any point is never read as a result. The run does not know
+which runner started it.
+
+Reliability: the run holds the folder's lock (common/runlock.py) for its whole life, so a folder
+has one writer; a folder locked by another process is left untouched (exit code 75). Its own
+stdout/stderr are copied to run.log (common/runlog.py), and a console that goes away (closed
+terminal, broken pipe) does not stop it. With FER_PARENT_PID set (the local launcher sets it),
+the run stops as `interrupted` when that process is gone, so a killed harness leaves no orphans.
 """
 from __future__ import annotations
 
@@ -23,7 +30,12 @@ import numpy as np
 
 from common.config import ROOT
 from common.io import atomic_write_json, atomic_write_text
+from common.metrics import compute
+from common.predictions import index_hash
+from common.runlock import EXIT_LOCKED, RunLock, RunLocked
+from common.runlog import tee_output
 from common.spec import RunSpec
+from common.watchdog import watch_parent
 
 
 def log(msg: str) -> None:
@@ -135,7 +147,8 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     split = make_split(pool.labels[base], spec.iteration, cfg["protocol"])
     train_idx, val_idx, test_idx = base[split.train], base[split.val], base[split.test]
     status.update(split_hash=split_hash(split), pool_size=len(pool), n_used=len(base),
-                  n_train=len(train_idx), n_val=len(val_idx), n_test=len(test_idx))
+                  n_train=len(train_idx), n_val=len(val_idx), n_test=len(test_idx),
+                  test_index_hash=index_hash(test_idx))
     log(f"pool {len(pool)} images ({len(base)} used), split {status['split_hash']}: "
         f"train {len(train_idx)} / val {len(val_idx)} / test {len(test_idx)}")
 
@@ -164,6 +177,8 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     result = fit(task, train_loader, val_loader, cfg, run_dir, device, log=log)
     idx, labels, logits = predict(task, test_loader, device, bool(tcfg["amp"]) and device.type == "cuda")
     write_predictions(run_dir / "predictions.csv", pool.ids, idx, labels, logits, pool.class_names)
+    metrics = compute(labels, logits.argmax(1), len(pool.class_names))
+    atomic_write_json(run_dir / "metrics.json", {**metrics, "class_names": pool.class_names})
     test_acc = float((logits.argmax(1) == labels).mean())
     log(f"selected epoch {result.best_epoch} (val acc {result.best_val_accuracy:.4f}); test acc {test_acc:.4f}")
     if not tcfg["keep_checkpoint"]:
@@ -179,18 +194,40 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     # The harness stops a run with SIGINT; a run started from a background shell would ignore it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    spec = RunSpec.load(args.spec)
     run_dir = args.spec.parent
+    try:
+        lock = RunLock(run_dir).acquire()
+    except RunLocked as e:
+        # Another process owns this folder: write nothing into it, not even a log line.
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return EXIT_LOCKED
+    with lock, tee_output(run_dir / "run.log"):
+        try:
+            return _run(args.spec, run_dir)
+        except Exception:  # e.g. an unreadable spec: the traceback belongs in run.log too
+            traceback.print_exc()
+            return 1
+
+
+def _run(spec_path: Path, run_dir: Path) -> int:
+    spec = RunSpec.load(spec_path)
     status: dict[str, Any] = {"status": "running", "spec_hash": spec.hash, "pid": os.getpid(),
                               "started": time.time(), **environment()}
     atomic_write_json(run_dir / "status.json", status)
     log(f"run {spec.model} / {spec.dataset} / iteration {spec.iteration} ({spec.profile} profile) -> {run_dir}")
     code = 0
+    watchdog = None
     try:
+        watchdog = watch_parent(os.environ.get("FER_PARENT_PID"))
         execute(spec, run_dir, status)
         status["status"] = "done"
     except KeyboardInterrupt:
-        status.update(status="interrupted", error_class="KeyboardInterrupt", error_message="interrupted by the user")
+        gone = watchdog is not None and watchdog.gone
+        msg = (f"the process that started this run (pid {watchdog.pid}) is gone" if gone
+               else "interrupted by the user")
+        status.update(status="interrupted", error_class="ParentGone" if gone else "KeyboardInterrupt",
+                      error_message=msg)
+        log(f"INTERRUPTED: {msg}")
         code = 130
     except Exception as e:  # a crashed run is recorded, never lost; the harness goes on
         status.update(status="failed", error_class=type(e).__name__, error_message=str(e),
@@ -198,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"FAILED: {type(e).__name__}: {e}")
         traceback.print_exc()
         code = 1
+    finally:
+        if watchdog is not None:
+            watchdog.stop()
     status["finished"] = time.time()
     status["wall_s"] = round(status["finished"] - status["started"], 2)
     atomic_write_json(run_dir / "status.json", status)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -28,9 +29,46 @@ def _add_selection(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
 
 
+def _check_results(results: Path, write: bool) -> None:
+    """A results folder that cannot be used is one line, before anything runs: `run` needs to write
+    it (created if absent), `report`/`collect` need it to exist (a mistyped path is not a new folder)."""
+    if results.exists() and not results.is_dir():
+        raise ValueError(f"results folder {results} is a file, not a folder")
+    if not write:
+        if not results.is_dir():
+            raise FileNotFoundError(f"results folder {results} does not exist (mistyped RESULTS=?)")
+        return
+    try:  # a real write, not os.access: root passes access checks on read-only mounts
+        results.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=results).close()
+    except OSError as e:
+        raise PermissionError(f"results folder {results} is not writable ({e.strerror or e}); "
+                              "choose another with --results / RESULTS=") from None
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Values every command shares, checked before anything runs."""
+    if getattr(args, "overrides", None):
+        args.overrides = config.split_overrides(args.overrides)  # SET="a=1 b=[1, 2]" arrives as one string
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not timeout > 0:  # also NaN
+        raise ValueError(f"--timeout / TIMEOUT={timeout:g} is not valid; give a number of seconds > 0, "
+                         "or leave it unset for no timeout")
+    jobs = getattr(args, "jobs", None)
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"--jobs / JOBS={jobs} is not valid; give an integer >= 1")
+
+
 def _plan(args: argparse.Namespace):
-    return plan(args.model, args.dataset, args.profile, args.iterations, config.parse_overrides(args.overrides),
-                args.results, args.data_root, args.tag)
+    if args.command == "run":
+        _check_results(args.results, write=True)
+    planned = plan(args.model, args.dataset, args.profile, args.iterations, config.parse_overrides(args.overrides),
+                   args.results, args.data_root, args.tag)
+    # Another sweep's runs (their folders are locked) are left alone, and the user is told why.
+    for p in planned:
+        if p.state in ("running", "starting") and args.command == "run":
+            print(f"skipping {p.spec.model}/{p.spec.dataset}/iter-{p.spec.iteration}: {p.note}", flush=True)
+    return planned
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -174,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_report)
     args = ap.parse_args(argv)
     try:
+        _check_args(args)
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, FileNotFoundError, PermissionError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {msg}")
         return 2

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,22 +12,31 @@ from typing import Any
 
 from common import config
 from common.datasets import dataset_names
-from common.io import read_json
+from common.io import atomic_write_json, read_json
+from common.runlock import LOCK_NAME, RunLock, RunLocked, holder_text, is_held, read_holder
 from common.spec import RunSpec
 from common.splits import protocol_id
 
+# A tag names a folder (`<protocol>-<tag>`): one path component, so nothing lands outside RESULTS
+# or outside the runs/<model>/<dataset>/<protocol>/ depth that collect reads.
+TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 TERMINAL = ("done", "failed", "timeout", "killed", "interrupted")
+# States a sweep leaves alone: finished, or owned by a live process (another sweep's run).
+SKIPPED = ("done", "running", "starting")
+# Seconds a folder prepared by a live harness may wait for its run process to take the lock.
+STARTING_GRACE_S = 300
 
 
 @dataclass
 class Planned:
     spec: RunSpec
     run_dir: Path
-    state: str  # done | pending | failed | interrupted | stale | running | ...
+    state: str  # done | pending | failed | interrupted | stale | running | starting | abandoned | ...
+    note: str = ""  # why: who holds a running folder, what made a result stale
 
     @property
     def todo(self) -> bool:
-        return self.state != "done"
+        return self.state not in SKIPPED
 
 
 def expand(value: str | list[str], valid: list[str], what: str) -> list[str]:
@@ -41,38 +52,87 @@ def expand(value: str | list[str], valid: list[str], what: str) -> list[str]:
 
 
 def iterations(value: str | int | None, profile_name: str, n_splits: int) -> list[int]:
-    """None -> the profile's count; N -> 0..N-1; '0,3,7' -> those."""
+    """None -> the profile's count; N -> 0..N-1; '0,3,7' -> those. Anything that would plan no run,
+    a run twice, or a split the protocol does not have is an error naming the valid range."""
     if value is None or value == "":
         value = config.profile(profile_name)["iterations"]
-    if isinstance(value, str) and "," in value:
-        its = [int(v) for v in value.split(",")]
-    else:
-        its = list(range(int(value)))
+    valid = f"give N in 1..{n_splits} (iterations 0..N-1) or a list of distinct indices in 0..{n_splits - 1}, e.g. 0,3,7"
+    text = str(value).strip()
+    try:
+        if "," in text:
+            its = [int(v) for v in text.split(",")]
+        else:
+            count = int(text)
+            if not 1 <= count <= n_splits:
+                raise ValueError
+            its = list(range(count))
+    except ValueError:
+        raise ValueError(f"iterations {text!r} is not valid: {valid}") from None
     bad = [k for k in its if not 0 <= k < n_splits]
     if bad:
         raise ValueError(f"iterations {bad} out of range: the protocol has {n_splits} splits (0..{n_splits - 1})")
+    if len(set(its)) != len(its):
+        raise ValueError(f"iterations {text!r} lists an iteration twice: {valid}")
     return its
 
 
-def run_state(spec: RunSpec, run_dir: Path) -> str:
+def _harness_alive(status: dict[str, Any]) -> bool:
+    """A folder marked `starting` by a harness on this host that still exists, recently."""
+    if status.get("host") != socket.gethostname() or time.time() - status.get("since", 0) > STARTING_GRACE_S:
+        return False
+    try:
+        os.kill(int(status.get("harness_pid", 0)), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def live_state(run_dir: Path, status: dict[str, Any], lock_checked: bool = False) -> tuple[str, str] | None:
+    """('running' | 'starting', who) if a live process owns the folder; ('abandoned', why) if its
+    status says so but nobody does; None for a folder that is not in progress. `lock_checked`: the
+    caller holds the lock itself (so nobody else does)."""
+    if not lock_checked and is_held(run_dir):
+        return "running", f"in use by {holder_text(read_holder(run_dir))}"
+    state = status.get("status")
+    if state == "starting" and _harness_alive(status):
+        return "starting", f"being started by harness pid {status.get('harness_pid')} on {status.get('host')}"
+    if state in ("running", "starting"):
+        return "abandoned", (f"status says {state} (pid {status.get('pid', status.get('harness_pid', '?'))} on "
+                             f"{status.get('hostname', status.get('host', '?'))}) but no process holds "
+                             f"{run_dir / LOCK_NAME}: the run died without recording its end")
+    return None
+
+
+def run_state(spec: RunSpec, run_dir: Path) -> tuple[str, str]:
+    """(state, note) of a planned run's folder."""
     status_path = run_dir / "status.json"
     if not status_path.is_file():
-        return "pending"
+        return ("running", f"in use by {holder_text(read_holder(run_dir))}") if is_held(run_dir) else ("pending", "")
     try:
         status = read_json(status_path)
-    except (OSError, ValueError):
-        return "pending"
+    except (OSError, ValueError) as e:
+        return "damaged", f"{status_path}: unreadable ({e})"
+    live = live_state(run_dir, status)
+    if live is not None and live[0] != "abandoned":
+        return live  # another sweep's run: never redone or moved, whatever its spec
     if status.get("spec_hash") != spec.hash:
-        return "stale"
+        return "stale", "the spec changed (config, weight files or dataset)"
+    if live is not None:
+        return live
     state = status.get("status", "pending")
     if state == "done" and not (run_dir / "predictions.csv").is_file():
-        return "pending"
-    return state
+        return "pending", ""
+    return state, ""
 
 
 def plan(models: str | list[str], datasets: str | list[str], profile_name: str = "full",
          iters: str | int | None = None, overrides: dict[str, Any] | None = None,
          results: Path = Path("results"), data_root: str | None = None, tag: str | None = None) -> list[Planned]:
+    if tag is not None and not TAG_PATTERN.fullmatch(tag):
+        raise ValueError(f"tag {tag!r} is not a safe name: 1-64 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit (e.g. lr1e-4)")
     out = []
     for model in expand(models, config.model_names_on_disk(), "model"):
         for dataset in expand(datasets, dataset_names(), "dataset"):
@@ -87,18 +147,37 @@ def plan(models: str | list[str], datasets: str | list[str], profile_name: str =
                 spec = RunSpec(model=model, dataset=dataset, iteration=k, profile=profile_name, protocol=proto,
                                config=cfg, overrides=overrides or {}, data_root=data_root)
                 run_dir = spec.run_dir(results)
-                out.append(Planned(spec, run_dir, run_state(spec, run_dir)))
+                out.append(Planned(spec, run_dir, *run_state(spec, run_dir)))
     return out
 
 
 def prepare(p: Planned) -> Path:
-    """Make the run folder ready: earlier attempts (stale results, failures) are moved aside, never deleted."""
-    if p.run_dir.exists() and any(p.run_dir.iterdir()):
-        state = p.state if p.state != "pending" else "incomplete"
-        aside = p.run_dir.parent / "superseded" / f"{p.run_dir.name}-{state}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(p.run_dir), str(aside))
-    p.run_dir.mkdir(parents=True, exist_ok=True)
-    spec_path = p.run_dir / "spec.json"
-    p.spec.save(spec_path)
+    """Make the run folder ready: earlier attempts (stale results, failures) are moved aside, never deleted.
+
+    Done under the folder's lock, which is released before the run process takes it; `starting`
+    in status.json (with this harness's pid) covers that gap, so a second sweep planning meanwhile
+    skips the folder. Raises RunLocked if another process owns the folder (another sweep got there
+    first): the caller skips the run."""
+    with RunLock(p.run_dir).acquire(role="harness"):
+        try:
+            status = read_json(p.run_dir / "status.json")
+        except (OSError, ValueError):
+            status = {}
+        live = live_state(p.run_dir, status, lock_checked=True)
+        if live is not None and live[0] != "abandoned":
+            raise RunLocked(f"{p.run_dir} is {live[1]}")
+        # The lock file stays: moving it would let another process lock a fresh file at the same path.
+        entries = [e for e in p.run_dir.iterdir() if e.name != LOCK_NAME]
+        if entries:
+            state = p.state if p.state != "pending" else "incomplete"
+            aside = (p.run_dir.parent / "superseded" /
+                     f"{p.run_dir.name}-{state}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+            aside.mkdir(parents=True, exist_ok=True)
+            for e in entries:
+                shutil.move(str(e), str(aside / e.name))
+        spec_path = p.run_dir / "spec.json"
+        p.spec.save(spec_path)
+        atomic_write_json(p.run_dir / "status.json",
+                          {"status": "starting", "spec_hash": p.spec.hash, "host": socket.gethostname(),
+                           "harness_pid": os.getpid(), "since": time.time()})
     return spec_path

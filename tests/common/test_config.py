@@ -24,7 +24,7 @@ def test_command_line_overrides_win() -> None:
     ("train.lrr=1", r"unknown config key 'train.lrr'; valid keys here: .*lr"),
     ("model.heads=2", r"unknown config key 'model.heads'; valid keys here: .*num_heads"),
     ("train.optimizer=lamb", r"train.optimizer='lamb' is not valid; choose one of adamw, adam, sgd"),
-    ("train.epochs=0", r"train.epochs must be a positive integer"),
+    ("train.epochs=0", r"train.epochs=0 is not valid; give an integer >= 1"),
     ("train=3", r"'train' is a section"),
 ])
 def test_bad_overrides_are_errors(override: str, message: str) -> None:
