@@ -152,7 +152,7 @@ def plot_confusion(cm: Confusion, path: Path) -> Path:
 
 
 def plot_reference(comparison: pd.DataFrame, metric: str, path: Path) -> Path:
-    """ours − reference per cell (rows datasets, columns models); a dagger marks cells with footnotes."""
+    """ours − reference per cell (rows datasets, columns models); ‡ marks cells with footnotes."""
     datasets = ordered(comparison["dataset"], DATASET_NAMES)
     models = ordered(comparison["model"], MODEL_NAMES)
     diff = np.full((len(datasets), len(models)), np.nan)
@@ -164,10 +164,12 @@ def plot_reference(comparison: pd.DataFrame, metric: str, path: Path) -> Path:
     image = ax.imshow(diff, cmap="RdBu", vmin=-(limit or 0.01), vmax=limit or 0.01)
     for row in comparison.itertuples():
         i, j = datasets.index(row.dataset), models.index(row.model)
-        ax.text(j, i, f"{row.diff:+.3f}{'†' if row.notes else ''}", ha="center", va="center", fontsize=8)
+        dark = limit > 0 and abs(row.diff) > 0.6 * limit
+        ax.text(j, i, f"{row.diff:+.3f}{'‡' if row.notes else ''}", ha="center", va="center", fontsize=8,
+                color="white" if dark else "black")
     ax.set_xticks(range(len(models)), [model_name(m) for m in models], rotation=30, ha="right")
     ax.set_yticks(range(len(datasets)), [dataset_name(d) for d in datasets])
-    ax.set_title(f"{METRIC_NAMES.get(metric, metric)}: ours − reference († the reference's recipe or folds differ)",
-                 fontsize=9)
+    ax.set_title(f"{METRIC_NAMES.get(metric, metric)}: ours − reference\n‡ the reference's recipe or folds differ "
+                 "(see the notes)", fontsize=9)
     fig.colorbar(image, ax=ax, shrink=0.8)
     return _save(fig, path)
