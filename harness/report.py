@@ -142,10 +142,9 @@ def build_context(df: pd.DataFrame, metric: str, ddof: int = 1) -> dict[str, Any
     warnings += _split_warnings(split_mismatches(df))
     title = METRIC_NAMES.get(metric, metric)
     caption = (f"mean ± std over iterations (std with ddof={ddof}); n = successful runs "
-               f"(successful/total when some failed); bold = best mean of the row; † = not significantly worse "
-               f"than the best of its row (corrected resampled t-test on the iterations both finished, "
-               f"Holm-adjusted over the row's pairs, α = {ALPHA}; the best itself is marked too). "
-               f"Majority class = what always predicting the most frequent class scores. "
+               f"(successful/total when some failed); bold = best mean of the row; † = the best or not "
+               f"significantly worse than it (corrected resampled t-test, Holm over the row's pairs, α = {ALPHA}). "
+               f"Majority class = the score of always predicting the most frequent class. "
                f"Protocol: {', '.join(protocols)}. {init_line}")
     return {"metric": metric, "title": title, "ddof": ddof, "caption": caption, "has_chance": bool(chance),
             "columns": [MODEL_NAMES.get(m, m) for m in models], "rows": rows,

@@ -124,13 +124,16 @@ def pairwise(df: pd.DataFrame, metric: str, models: Sequence[str] | None = None)
 def not_worse_than_best(df: pd.DataFrame, table: pd.DataFrame, metric: str, alpha: float = ALPHA) -> dict[str, set[str]]:
     """Per dataset, the models not significantly worse than the best mean (Holm-adjusted p >= alpha).
 
-    The best model (highest mean; every tied one) is in its own set. A model without a test against the
+    The best model (highest mean; every tied one) is in its own set; a dataset with one model has no set.
+    A model without a test against the
     best (fewer than 2 common iterations, or refused for different folds) is not in the set: nothing
     was shown about it.
     """
     agg = aggregate(df, metric).dropna(subset=["mean"])
     out: dict[str, set[str]] = {}
     for dataset, group in agg.groupby("dataset"):
+        if len(group) < 2:  # a model alone in its row is compared with nothing
+            continue
         top = group["mean"].max()
         best = set(group.loc[group["mean"] == top, "model"])
         keep = set(best)

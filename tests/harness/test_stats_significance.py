@@ -99,6 +99,8 @@ def test_not_worse_than_best_uses_holm() -> None:
     table, _ = pairwise(df, "accuracy", ["a", "b", "c"])
     # a is best; a - b is not significant after correction (p_holm >= 0.05); a - c (0.2 apart, tiny spread) is.
     assert not_worse_than_best(df, table, "accuracy") == {"rafdb": {"a", "b"}}
+    alone = _summary({"a": [0.8, 0.9]})
+    assert not_worse_than_best(alone, pairwise(alone, "accuracy")[0], "accuracy") == {}  # nothing to compare with
 
 
 def test_friedman_ranks_hand_computed() -> None:
