@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
 _DEFAULTS = Path(__file__).with_name("defaults.yaml")
 _PROFILES = Path(__file__).with_name("profiles.yaml")
-MODEL_CONFIG_SECTIONS = ("defaults", "model", "datasets", "profiles")
+MODEL_CONFIG_SECTIONS = ("meta", "defaults", "model", "datasets", "profiles")
 
 
 class _Loader(yaml.SafeLoader):

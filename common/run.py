@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from common.config import ROOT
+from common.fingerprint import resolve_weights, weights_fingerprint
 from common.io import atomic_write_json, atomic_write_text
 from common.metrics import compute
 from common.predictions import index_hash
@@ -63,41 +64,20 @@ def environment() -> dict[str, Any]:
 
 
 def resolve_pretrained(adapter: Any, cfg: dict[str, Any]) -> dict[str, Path] | None:
-    """Which weight files to load: `none` -> None; `auto` -> the files if all are present in the
-    weights folder, else None with a loud warning; a path -> that file (one-file models) or folder."""
-    choice = cfg["pretrained"]
-    files = adapter.pretrained_files
-    if choice in (None, "none") or not files:
-        if choice not in (None, "none", "auto"):
-            raise ValueError(f"pretrained={choice!r} given, but model {adapter.name!r} has no pretrained weights")
-        return None
-    folder = Path(cfg["weights_dir"])
-    folder = folder if folder.is_absolute() else ROOT / folder
-    if choice not in ("auto",):
-        given = Path(choice)
-        if given.is_dir():
-            folder = given
-        elif given.is_file() and len(files) == 1:
-            return {files[0]: given}
-        else:
-            raise FileNotFoundError(f"pretrained={choice!r}: no such file or folder (model {adapter.name!r} "
-                                    f"expects {', '.join(files)})")
-    names = {name: (name, *adapter.pretrained_aliases.get(name, ())) for name in files}
-    found = {}
-    for name, options in names.items():
-        present = [folder / n for n in options if (folder / n).is_file()]
-        if present:
-            found[name] = present[0]
-    missing = [" or ".join(options) for name, options in names.items() if name not in found]
-    if missing and choice == "auto":
-        msg = (f"PRETRAINED WEIGHTS NOT FOUND for {adapter.name}: {', '.join(missing)} not in {folder}. "
-               f"Training from scratch; results are NOT comparable with the published numbers. "
-               f"Put the files there (see models/{adapter.name}/README.md) or set pretrained=none to silence this.")
-        log("WARNING: " + msg)
-        return None
-    if missing:
-        raise FileNotFoundError(f"pretrained weights missing in {folder}: {', '.join(missing)}")
-    return found
+    """Which weight files to load (common/fingerprint.resolve_weights, the rule the plan hashed):
+    `none` -> None; `auto` -> the files if all are present, else None with a loud warning; a path."""
+    return resolve_weights(adapter.name, tuple(adapter.pretrained_files), dict(adapter.pretrained_aliases), cfg,
+                           warn=lambda msg: log("WARNING: " + msg))
+
+
+def check_weights(spec: RunSpec, paths: dict[str, Path] | None) -> None:
+    """The files about to be loaded must be the ones the plan hashed into the spec."""
+    if spec.weights is None:  # a spec written before weights were recorded
+        return
+    found = weights_fingerprint(paths)
+    if found != spec.weights:
+        raise RuntimeError(f"the weight files changed since the run was planned (planned {spec.weights}, "
+                           f"found {found}); plan again (rerun the same command)")
 
 
 def select_pool_indices(n: int, subset: int | None, seed: int) -> np.ndarray:
@@ -156,6 +136,7 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     counts = pool.class_counts(train_idx)
     task = adapter.build(len(pool.class_names), cfg, counts)
     paths = resolve_pretrained(adapter, cfg)
+    check_weights(spec, paths)
     if paths:
         report = adapter.load_pretrained(task, paths)
         status["pretrained"] = {"summary": report.summary(), **report.__dict__}

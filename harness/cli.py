@@ -60,10 +60,10 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _plan(args: argparse.Namespace):
-    if args.command == "run":
-        _check_results(args.results, write=True)
     planned = plan(args.model, args.dataset, args.profile, args.iterations, config.parse_overrides(args.overrides),
                    args.results, args.data_root, args.tag)
+    if args.command == "run":  # after the plan's checks: a plan that fails creates no results folder
+        _check_results(args.results, write=True)
     # Another sweep's runs (their folders are locked) are left alone, and the user is told why.
     for p in planned:
         if p.state in ("running", "starting") and args.command == "run":

@@ -14,7 +14,8 @@ from common import config
 from common.datasets import dataset_names
 from common.io import atomic_write_json, read_json
 from common.runlock import LOCK_NAME, RunLock, RunLocked, holder_text, is_held, read_holder
-from common.spec import RunSpec
+from common.fingerprint import dataset_fingerprint, model_meta, resolve_weights, weights_fingerprint
+from common.spec import RunSpec, what_changed
 from common.splits import protocol_id
 
 # A tag names a folder (`<protocol>-<tag>`): one path component, so nothing lands outside RESULTS
@@ -118,7 +119,10 @@ def run_state(spec: RunSpec, run_dir: Path) -> tuple[str, str]:
     if live is not None and live[0] != "abandoned":
         return live  # another sweep's run: never redone or moved, whatever its spec
     if status.get("spec_hash") != spec.hash:
-        return "stale", "the spec changed (config, weight files or dataset)"
+        try:
+            return "stale", what_changed(read_json(run_dir / "spec.json"), spec)
+        except (OSError, ValueError):
+            return "stale", "the spec changed"
     if live is not None:
         return live
     state = status.get("status", "pending")
@@ -134,6 +138,7 @@ def plan(models: str | list[str], datasets: str | list[str], profile_name: str =
         raise ValueError(f"tag {tag!r} is not a safe name: 1-64 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit (e.g. lr1e-4)")
     out = []
+    fingerprints: dict[tuple[str, str], dict[str, Any]] = {}
     for model in expand(models, config.model_names_on_disk(), "model"):
         for dataset in expand(datasets, dataset_names(), "dataset"):
             cfg = config.resolve(model, dataset, profile_name, overrides)
@@ -143,9 +148,17 @@ def plan(models: str | list[str], datasets: str | list[str], profile_name: str =
                 proto += f"-{profile_name}"
             if tag:
                 proto += f"-{tag}"
-            for k in iterations(iters, profile_name, cfg["protocol"]["n_splits"]):
+            its = iterations(iters, profile_name, cfg["protocol"]["n_splits"])
+            # Checked here, once: a dataset that is not there stops the plan before anything is written.
+            key = (dataset, repr(cfg["data"]["synthetic"]))
+            if key not in fingerprints:  # once per dataset, however many models
+                fingerprints[key] = dataset_fingerprint(dataset, data_root, cfg["data"]["synthetic"])
+            fingerprint = fingerprints[key]
+            weights = weights_fingerprint(resolve_weights(model, *model_meta(model), cfg))
+            for k in its:
                 spec = RunSpec(model=model, dataset=dataset, iteration=k, profile=profile_name, protocol=proto,
-                               config=cfg, overrides=overrides or {}, data_root=data_root)
+                               config=cfg, overrides=overrides or {}, data_root=data_root,
+                               dataset_fingerprint=fingerprint, weights=weights)
                 run_dir = spec.run_dir(results)
                 out.append(Planned(spec, run_dir, *run_state(spec, run_dir)))
     return out

@@ -22,7 +22,7 @@ from common.datasets import ckplus, expw, fer2013, ferplus, rafdb, sfew
 from common.datasets import synthetic as synthetic_data
 from common.datasets.base import DatasetLayoutError, Pool, find_dataset_dir
 
-__all__ = ["DatasetLayoutError", "Pool", "class_names", "dataset_names", "load_pool"]
+__all__ = ["DatasetLayoutError", "Pool", "class_names", "dataset_dir", "dataset_names", "load_pool"]
 
 _MODULES: dict[str, ModuleType] = {
     "rafdb": rafdb, "fer2013": fer2013, "ferplus": ferplus, "expw": expw,
@@ -46,6 +46,18 @@ def class_names(name: str) -> list[str]:
     return list(_module(name).CLASS_NAMES)
 
 
+def dataset_dir(name: str, root: str | Path | None = None) -> Path:
+    """The folder holding dataset `name` under `root` (see find_dataset_dir). If it is not there, the
+    DatasetLayoutError also says where the dataset is obtained and how raw downloads are aligned."""
+    module = _module(name)
+    try:
+        return find_dataset_dir(root, module.FOLDER, module.LABEL_FILE, name, module.LAYOUT)
+    except DatasetLayoutError as e:
+        raise DatasetLayoutError(f"{e}\nGet {name} from {module.SOURCE}.\nRaw (unaligned) face images: "
+                                 f"`make align DATASET={name} SRC=<download> DST=<dataset folder>` "
+                                 "(preprocess/README.md).") from None
+
+
 def load_pool(name: str, root: str | Path | None = None, *, exclude_missing: bool = False,
               synthetic: dict | None = None, expw_layout: str = "per-face") -> Pool:
     """All samples of dataset `name` in label-file order, every image checked.
@@ -63,7 +75,7 @@ def load_pool(name: str, root: str | Path | None = None, *, exclude_missing: boo
     if synthetic:
         raise ValueError(f"synthetic parameters were given for dataset {name!r}; "
                          "they apply only to 'synthetic'")
-    folder = find_dataset_dir(root, module.FOLDER, module.LABEL_FILE, name, module.LAYOUT)
+    folder = dataset_dir(name, root)
     if module is expw:
         return expw.load(folder, exclude_missing, layout=expw_layout)
     return module.load(folder, exclude_missing)

@@ -18,6 +18,7 @@ from common.datasets.base import Pool, load_csv_dataset
 
 CLASS_NAMES = ["anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"]
 FOLDER = "CKPlus"
+SOURCE = "https://www.jeffcohn.net/Resources/ or https://www.kaggle.com/datasets/shuvoalok/ck-dataset (the last 3 frames of each sequence)"
 LABEL_FILE = "ckplus_labels.csv"
 IMAGE_FOLDER = "ckplus_images"
 LAYOUT = """\

@@ -43,6 +43,7 @@ from common.datasets.base import (
 
 CLASS_NAMES = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
 FOLDER = "ExpW"
+SOURCE = "https://mmlab.ie.cuhk.edu.hk/projects/socialrelation/index.html (raw web images: align them first)"
 LABEL_FILE = "label/label.lst"
 IMAGE_FOLDER = "aligned_image"
 LAYOUTS = ("per-face", "reference")

@@ -32,6 +32,7 @@ from common.datasets.base import (
 
 CLASS_NAMES = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
 FOLDER = "FER2013"
+SOURCE = "https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge/data (icml_face_data.csv, keep the emotion and pixels columns)"
 LABEL_FILE = "fer2013_modified.csv"
 SIDE = 48
 LAYOUT = """\

@@ -18,6 +18,7 @@ from common.datasets.base import Pool, load_csv_dataset
 
 CLASS_NAMES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
 FOLDER = "FERPlus"
+SOURCE = "https://github.com/Microsoft/FERPlus (fer2013new.csv; images made from FER2013 with its generate_training_data.py)"
 LABEL_FILE = "FERPlus_Label_modified.csv"
 IMAGE_FOLDER = "FERPlus_Image"
 LAYOUT = """\

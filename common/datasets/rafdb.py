@@ -29,6 +29,7 @@ from common.datasets.base import (
 
 CLASS_NAMES = ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]
 FOLDER = "raf-basic"
+SOURCE = "http://www.whdeng.cn/RAF/model1.html#dataset (request access from the authors; the aligned images)"
 LABEL_FILE = "EmoLabel/list_patition_label.txt"
 IMAGE_FOLDER = "Image/aligned"
 LAYOUT = """\

@@ -16,6 +16,7 @@ from common.datasets.base import Pool, load_csv_dataset
 
 CLASS_NAMES = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
 FOLDER = "SFEW2.0"
+SOURCE = "https://users.cecs.anu.edu.au/~few_group/AFEW.html (request from the authors; the _Aligned_Face set)"
 LABEL_FILE = "sfew_2.0_labels.csv"
 IMAGE_FOLDER = "sfew2.0_images"
 LAYOUT = """\
