@@ -204,7 +204,7 @@ def test_any_status_but_done_is_a_failure(tmp_path: Path) -> None:
 
 
 def test_harness_report_does_not_import_torch() -> None:
-    code = "import sys, harness.report, harness.stats; sys.exit('torch' in sys.modules)"
+    code = "import sys, harness.report, harness.stats, harness.page, harness.significance; sys.exit('torch' in sys.modules)"
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
 
