@@ -124,7 +124,9 @@ def build_page(results: Path, protocol_dirs: dict[str, Path], ddof: int = 1,
     results = Path(results)
     report_dir = results / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
-    sections = [_protocol_section(p, Path(d), report_dir, results, ddof, metrics) for p, d in sorted(protocol_dirs.items())]
+    # A protocol whose runs are all still in progress has no section yet; its runs are in the inventory.
+    sections = [_protocol_section(p, Path(d), report_dir, results, ddof, metrics) for p, d in sorted(protocol_dirs.items())
+                if not read_summary(Path(d) / "summary.csv").empty]
     columns, runs, counts = _inventory(results / "summary.csv")
     html = _environment().get_template("index.html").render(
         sections=sections, columns=columns, runs=runs, counts=counts, ddof=ddof, alpha=ALPHA)

@@ -187,6 +187,8 @@ def render(summary_csv: Path, out_dir: Path, ddof: int = 1, metrics: Sequence[st
     """
     _check_metrics(metrics)
     df = read_summary(Path(summary_csv))
+    if df.empty:  # every run of this protocol is still in progress (another sweep): nothing to show yet
+        return []
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

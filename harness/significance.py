@@ -95,7 +95,8 @@ def pairwise(df: pd.DataFrame, metric: str, models: Sequence[str] | None = None)
     """Every pair of models of every dataset: corrected t-test of a - b and Holm over the dataset's pairs.
 
     Only iterations done for both models count (the `n` column). A pair whose common iterations ran on
-    different folds (split hashes differ) is refused: it has no row and a message says why.
+    different folds (split hashes differ), or without split sizes in the summary, is refused: it has no
+    row and a message says why.
     Returns (table with PAIRWISE_COLUMNS, refusal messages).
     """
     order = list(models) if models is not None else sorted(set(df["model"]))
@@ -112,7 +113,11 @@ def pairwise(df: pd.DataFrame, metric: str, models: Sequence[str] | None = None)
                                f"different or unrecorded folds (split hashes differ), so the pair is not compared")
                 continue
             diffs = (ra.loc[common, metric] - rb.loc[common, metric]).to_numpy(float)
-            n_train, n_test = _sizes(ra, common) if len(common) >= 2 else (float("nan"), float("nan"))
+            try:
+                n_train, n_test = _sizes(ra, common) if len(common) >= 2 else (float("nan"), float("nan"))
+            except ValueError as e:  # an old or hand-made summary: no test rather than no report
+                refused.append(f"{a} vs {b} on {dataset} ({metric}): {e}")
+                continue
             block.append({"dataset": dataset, "metric": metric, "model_a": a, "model_b": b,
                           **corrected_ttest(diffs, n_train, n_test)})
         for row, p in zip(block, holm([r["p_value"] for r in block])):

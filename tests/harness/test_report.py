@@ -424,3 +424,24 @@ def test_reference_data_and_notes_match_the_readme_table() -> None:
     notes = load_notes()
     coded = {(r.model, r.dataset, r.code) for r in notes.itertuples() if r.code not in ("bug", "bgr")}
     assert coded == expected
+
+
+def test_page_with_runs_in_progress_and_a_summary_without_split_sizes(tmp_path: Path) -> None:
+    from harness.page import build_page
+
+    results = _page_results(tmp_path)
+    df = pd.read_csv(results / "summary.csv", dtype=str, keep_default_na=False)
+    running = df.assign(status="running", protocol="other-sweep")  # another sweep's runs, none finished
+    pd.concat([df.drop(columns=["n_train"]), running]).to_csv(results / "summary.csv", index=False)
+    dirs = {}
+    for proto, sub in pd.read_csv(results / "summary.csv", dtype=str, keep_default_na=False).groupby("protocol"):
+        dirs[proto] = results / "tables" / proto
+        dirs[proto].mkdir(parents=True)
+        sub.to_csv(dirs[proto] / "summary.csv", index=False)
+        render(dirs[proto] / "summary.csv", dirs[proto], metrics=("accuracy",), results=results)
+    assert not (dirs["other-sweep"] / "accuracy.md").exists()  # nothing finished: no table yet
+    assert pd.read_csv(dirs[PROTOCOL] / "pairwise.csv").empty  # no n_train: no test, and no crash
+    html = build_page(results, dirs, metrics=("accuracy",)).read_text()
+    assert "120 run(s): 59 done, 1 failed (any status but done), 60 in progress" in html
+    assert 'id="other-sweep"' not in html and f'id="{PROTOCOL}"' in html
+    assert "dan vs adadf on rafdb (accuracy): summary.csv has no `n_train`" in html
