@@ -32,6 +32,7 @@ help:
 	@echo "make list    models, datasets, profiles"
 	@echo "make align   DATASET=expw SRC=raw DST=aligned [ALIGN_ARGS=...]"
 	@echo "make test    the test suite"
+	@echo "make regress [MODEL=all|name,...] [DATASET=synthetic] [RUNNER=local|container] [UPDATE=1] [DATA_ROOT=dir]: short CPU runs vs baselines"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,3 +63,13 @@ test: venv
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Regression checks (harness/regress.py): one short deterministic CPU run per model under the regress
+# profile, compared with its baseline (tests/regress/baselines/ for synthetic, committed; for real datasets
+# $(RESULTS)/regress/baselines/). UPDATE=1 writes the baselines. MODEL defaults to all eight here.
+REGRESS_MODEL = $(if $(filter file,$(origin MODEL)),all,$(MODEL))
+.PHONY: regress
+regress: venv
+	$(PY) -m harness regress --model $(REGRESS_MODEL) --dataset $(DATASET) --results $(RESULTS) $(if $(RUNNER),--runner $(RUNNER)) \
+		$(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(JOBS),--jobs $(JOBS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
+		$(if $(strip $(SET)),--set "$$SET") $(if $(filter 1 yes true,$(UPDATE)),--update)

@@ -1,4 +1,4 @@
-"""python -m harness {list,plan,run,collect,report}: the suite's command line (the Makefile calls it)."""
+"""python -m harness {list,plan,run,collect,report,regress}: the suite's command line (the Makefile calls it)."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +13,7 @@ from common import config
 from common.datasets import dataset_names
 from harness.collect import collect
 from harness.plan import plan
+from harness.regress import register as register_regress
 from harness.runners import RUNNERS, get_runner
 
 
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--ddof", type=int, default=1, choices=[0, 1], help="std ddof (reference table: 0)")
     p.set_defaults(func=cmd_report)
+    register_regress(sub)
     args = ap.parse_args(argv)
     try:
         _check_args(args)
