@@ -51,7 +51,7 @@ def _pairwise_rows(a: Analysis, metric: str, dataset: str) -> list[dict[str, Any
              "p_holm": _p(r.p_holm), "significant": bool(r.p_holm < ALPHA)} for r in sub.itertuples()]
 
 
-def _reference(a: Analysis, metric: str, ddof: int) -> dict[str, Any] | None:
+def _reference(a: Analysis, metric: str) -> dict[str, Any] | None:
     comp = a.comparison[a.comparison["metric"] == metric] if not a.comparison.empty else a.comparison
     if comp.empty:
         return None
@@ -91,7 +91,7 @@ def _protocol_section(proto: str, out_dir: Path, report_dir: Path, results: Path
                          f"datasets; Nemenyi critical difference {ranks.critical_difference:.2f} (α = {ALPHA})"
                          if not ranks.table.empty else ""),
             "ranks_reason": ranks.reason,
-            "reference": _reference(a, metric, ddof),
+            "reference": _reference(a, metric),
             "reference_image": _copy(out_dir, dst, reference_png(metric)),
         })
     confusion = []
