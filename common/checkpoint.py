@@ -124,3 +124,75 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], *, files: li
           + (f"; missing {len(missing)}: {missing[:5]}" if missing else "")
           + (f"; unused {len(unexpected)}: {unexpected[:5]}" if unexpected else ""), flush=True)
     return report
+
+
+# Mid-run resume: `last.pt` beside `best.pt`, rewritten (atomically) at the end of every epoch.
+RESUME_NAME = "last.pt"
+
+
+def rng_state(generator: torch.Generator | None) -> dict[str, Any]:
+    """Every RNG a run draws from, as tensors and plain types, so weights_only=True reads it back:
+    python's `random`, numpy's global state, torch (CPU and every CUDA device) and the DataLoader's
+    shuffling generator."""
+    import random
+
+    import numpy as np
+
+    version, words, gauss = random.getstate()
+    npstate = np.random.get_state(legacy=False)
+    return {
+        "python": {"version": version, "words": torch.tensor(words, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"bit_generator": npstate["bit_generator"],
+                  "key": torch.from_numpy(npstate["state"]["key"].astype("int64")),
+                  "pos": int(npstate["state"]["pos"]), "has_gauss": int(npstate["has_gauss"]),
+                  "gauss": float(npstate["gauss"])},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "loader": generator.get_state() if generator is not None else None,
+    }
+
+
+def set_rng_state(state: Mapping[str, Any], generator: torch.Generator | None) -> None:
+    """Restore what rng_state() captured (CUDA states only when the devices are there: a CPU
+    resume of a GPU run continues the CPU streams)."""
+    import random
+
+    import numpy as np
+
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(w) for w in py["words"].tolist()), py["gauss"]))
+    npstate = state["numpy"]
+    np.random.set_state({"bit_generator": npstate["bit_generator"],
+                         "state": {"key": npstate["key"].numpy().astype(np.uint32), "pos": npstate["pos"]},
+                         "has_gauss": npstate["has_gauss"], "gauss": npstate["gauss"]})
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if generator is not None and state["loader"] is not None:
+        generator.set_state(state["loader"])
+
+
+def save_resume_state(run_dir: Path, state: dict[str, Any]) -> None:
+    """Write `last.pt` (atomic: a run killed while writing keeps the previous epoch's file)."""
+    atomic_torch_save(state, Path(run_dir) / RESUME_NAME)
+
+
+def load_resume_state(run_dir: Path, spec_hash: str, map_location: Any = "cpu") -> tuple[dict[str, Any] | None, str]:
+    """(state, why) of `last.pt`: the state if the file is there, readable and written for `spec_hash`;
+    otherwise None and the reason in words ("" when there is simply no file)."""
+    path = Path(run_dir) / RESUME_NAME
+    if not path.is_file():
+        return None, ""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # a damaged file is a fresh start, said out loud, never a crash
+        return None, f"{path} is unreadable ({type(e).__name__}: {e}); starting from epoch 1"
+    if not isinstance(state, Mapping) or state.get("spec_hash") != spec_hash:
+        found = state.get("spec_hash") if isinstance(state, Mapping) else type(state).__name__
+        return None, f"{path} belongs to another spec ({found}, this run is {spec_hash}); starting from epoch 1"
+    return dict(state), ""
+
+
+def remove_resume_state(run_dir: Path) -> None:
+    """A finished run keeps best.pt (if asked) but not last.pt."""
+    (Path(run_dir) / RESUME_NAME).unlink(missing_ok=True)

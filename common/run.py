@@ -105,6 +105,7 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     import torch
 
     from common import datasets, registry
+    from common.checkpoint import remove_resume_state
     from common.data import PoolDataset, make_loader
     from common.seeding import seed_everything
     from common.splits import make_split, split_hash
@@ -155,7 +156,7 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     n_params = sum(p.numel() for p in task.parameters())
     log(f"{spec.model}: {n_params / 1e6:.2f}M parameters on {status['device']}, "
         f"{tcfg['epochs']} epochs of {len(train_loader)} batches")
-    result = fit(task, train_loader, val_loader, cfg, run_dir, device, log=log)
+    result = fit(task, train_loader, val_loader, cfg, run_dir, device, log=log, spec_hash=spec.hash)
     idx, labels, logits = predict(task, test_loader, device, bool(tcfg["amp"]) and device.type == "cuda")
     write_predictions(run_dir / "predictions.csv", pool.ids, idx, labels, logits, pool.class_names)
     metrics = compute(labels, logits.argmax(1), len(pool.class_names))
@@ -165,7 +166,9 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     if not tcfg["keep_checkpoint"]:
         (run_dir / "best.pt").unlink(missing_ok=True)
     status.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run, stopped_early=result.stopped_early,
-                  best_val_accuracy=result.best_val_accuracy, num_params=n_params, class_names=pool.class_names)
+                  best_val_accuracy=result.best_val_accuracy, num_params=n_params, class_names=pool.class_names,
+                  resumes=result.resumes)
+    remove_resume_state(run_dir)  # the results are written: nothing left to resume
 
 
 def main(argv: list[str] | None = None) -> int:

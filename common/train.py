@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from common.adapter import Task
-from common.checkpoint import atomic_torch_save
+from common.checkpoint import atomic_torch_save, load_resume_state, rng_state, save_resume_state, set_rng_state
 from common.progress import EpochProgress
 
 
@@ -40,6 +40,7 @@ class FitResult:
     best_val_accuracy: float
     epochs_run: int
     stopped_early: bool
+    resumes: int = 0  # how many times this run continued from last.pt
 
 
 def resolve_device(name: str) -> torch.device:
@@ -116,8 +117,22 @@ def evaluate(task: Task, loader: DataLoader, device: torch.device, amp: bool = F
     return loss, float((logits.argmax(1) == y).mean())
 
 
+def _keep_log_rows(path: Path, epochs: int) -> None:
+    """train_log.jsonl without the rows of epochs after `epochs` (written before a kill, redone now)."""
+    if not path.is_file():
+        return
+    rows = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["epoch"] <= epochs]
+    path.write_text("".join(line + "\n" for line in rows), encoding="utf-8")
+
+
 def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[str, Any], run_dir: Path,
-        device: torch.device, log: Callable[[str], None] = print) -> FitResult:
+        device: torch.device, log: Callable[[str], None] = print, spec_hash: str = "") -> FitResult:
+    """Train with selection on validation. Every epoch ends by writing `last.pt` (model, optimiser,
+    scheduler, GradScaler, selection and early-stopping state, every RNG state); a `last.pt` written
+    for the same `spec_hash` is continued from, so a run stopped at epoch 63 goes on at epoch 64 and
+    ends with the predictions an uninterrupted run would have made. The caller removes last.pt once
+    the run's results are written (checkpoint.remove_resume_state)."""
     tcfg = cfg["train"]
     run_dir = Path(run_dir)
     amp = bool(tcfg["amp"]) and device.type == "cuda"
@@ -135,12 +150,34 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
                          f"(train.batch_size={tcfg['batch_size']}); lower the batch size")
     best_acc, best_epoch, best_loss, since_best_loss = -1.0, -1, math.inf, 0
     log_path = run_dir / "train_log.jsonl"
-    log_path.unlink(missing_ok=True)
     ckpt = run_dir / "best.pt"
-    epoch = -1
     stopped = False
     step, warmup = 0, int(tcfg["warmup_steps"])
-    for epoch in range(epochs):
+    generator = train_loader.generator  # the shuffling stream; its state is part of last.pt
+    start, resumes = 0, 0
+    state, why = load_resume_state(run_dir, spec_hash, device)
+    if why:
+        log("WARNING: " + why)
+    if state is not None and state["best_epoch"] >= 0 and not ckpt.is_file():
+        log(f"WARNING: {run_dir / 'last.pt'} has no {ckpt.name} beside it; starting from epoch 1")
+        state = None
+    if state is None:
+        log_path.unlink(missing_ok=True)
+    else:
+        task.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"], generator)
+        start, step, stopped = int(state["epoch"]), int(state["step"]), bool(state["stopped"])
+        best_acc, best_epoch = float(state["best_accuracy"]), int(state["best_epoch"])
+        best_loss, since_best_loss = float(state["best_loss"]), int(state["since_best_loss"])
+        resumes = int(state["resumes"]) + 1
+        _keep_log_rows(log_path, start)
+        log(f"resuming from last.pt after epoch {start}/{epochs} (resume {resumes})")
+    epoch = start - 1
+    for epoch in range(start, epochs if not stopped else start):
         t0 = time.time()
         task.on_epoch_start(epoch)
         task.train()
@@ -200,7 +237,17 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
         if patience is not None and since_best_loss >= patience:
             log(f"early stop: validation loss has not improved for {patience} epochs")
             stopped = True
+        # After best.pt: a run killed between the two redoes this epoch from the previous last.pt,
+        # and the redone epoch (deterministic) writes the same best.pt again.
+        save_resume_state(run_dir, {
+            "spec_hash": spec_hash, "epoch": epoch + 1, "step": step, "stopped": stopped, "resumes": resumes,
+            "best_accuracy": best_acc, "best_epoch": best_epoch, "best_loss": best_loss,
+            "since_best_loss": since_best_loss, "model": task.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict() if sched is not None else None, "scaler": scaler.state_dict(),
+            "rng": rng_state(generator)})
+        if stopped:
             break
     # Select the best-validation-accuracy checkpoint, read back the way any checkpoint is read.
     task.load_state_dict(torch.load(ckpt, map_location=device, weights_only=True))
-    return FitResult(best_epoch=best_epoch + 1, best_val_accuracy=best_acc, epochs_run=epoch + 1, stopped_early=stopped)
+    return FitResult(best_epoch=best_epoch + 1, best_val_accuracy=best_acc, epochs_run=epoch + 1, stopped_early=stopped,
+                     resumes=resumes)

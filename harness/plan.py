@@ -24,6 +24,9 @@ TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 TERMINAL = ("done", "failed", "timeout", "killed", "interrupted")
 # States a sweep leaves alone: finished, or owned by a live process (another sweep's run).
 SKIPPED = ("done", "running", "starting")
+# What a run needs to continue mid-training (common/train.py): kept in place when the same spec is
+# run again, so an interrupted, killed or requeued run goes on from its last finished epoch.
+RESUME_FILES = ("last.pt", "best.pt", "train_log.jsonl")
 # Seconds a folder prepared by a live harness may wait for its run process to take the lock.
 STARTING_GRACE_S = 300
 
@@ -180,7 +183,12 @@ def prepare(p: Planned) -> Path:
         if live is not None and live[0] != "abandoned":
             raise RunLocked(f"{p.run_dir} is {live[1]}")
         # The lock file stays: moving it would let another process lock a fresh file at the same path.
-        entries = [e for e in p.run_dir.iterdir() if e.name != LOCK_NAME]
+        # A run of the same spec continues from its last.pt (which the run checks against the spec hash);
+        # a stale folder's files, or a folder without last.pt, are all moved aside.
+        keep = {LOCK_NAME}
+        if p.state != "stale" and (p.run_dir / RESUME_FILES[0]).is_file():
+            keep.update(RESUME_FILES)
+        entries = [e for e in p.run_dir.iterdir() if e.name not in keep]
         if entries:
             state = p.state if p.state != "pending" else "incomplete"
             aside = (p.run_dir.parent / "superseded" /
