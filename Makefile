@@ -10,6 +10,9 @@ PROFILE    ?= $(if $(filter synthetic,$(DATASET)),quick,full)
 ITERATIONS ?=
 JOBS       ?=
 SET        ?=
+# SET reaches the harness through the environment as one argument ("$$SET"), never as recipe text:
+# list values with spaces stay whole and nothing in it is run by the shell.
+export SET
 DATA_ROOT  ?=
 TIMEOUT    ?=
 TAG        ?=
@@ -18,7 +21,7 @@ DDOF       ?= 1
 
 RUN_ARGS = --model $(MODEL) --dataset $(DATASET) --profile $(PROFILE) --results $(RESULTS) \
 	$(if $(ITERATIONS),--iterations $(ITERATIONS)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) \
-	$(if $(TAG),--tag $(TAG)) $(if $(strip $(SET)),--set $(SET))
+	$(if $(TAG),--tag $(TAG)) $(if $(strip $(SET)),--set "$$SET")
 
 .PHONY: help venv run plan list report test align clean-venv
 
@@ -29,6 +32,7 @@ help:
 	@echo "make list    models, datasets, profiles"
 	@echo "make align   DATASET=expw SRC=raw DST=aligned [ALIGN_ARGS=...]"
 	@echo "make test    the test suite"
+	@echo "make regress [MODEL=all|name,...] [DATASET=synthetic] [RUNNER=local|container] [UPDATE=1] [DATA_ROOT=dir]: short CPU runs vs baselines"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,3 +63,13 @@ test: venv
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Regression checks (harness/regress.py): one short deterministic CPU run per model under the regress
+# profile, compared with its baseline (tests/regress/baselines/ for synthetic, committed; for real datasets
+# $(RESULTS)/regress/baselines/). UPDATE=1 writes the baselines. MODEL defaults to all eight here.
+REGRESS_MODEL = $(if $(filter file,$(origin MODEL)),all,$(MODEL))
+.PHONY: regress
+regress: venv
+	$(PY) -m harness regress --model $(REGRESS_MODEL) --dataset $(DATASET) --results $(RESULTS) $(if $(RUNNER),--runner $(RUNNER)) \
+		$(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(JOBS),--jobs $(JOBS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
+		$(if $(strip $(SET)),--set "$$SET") $(if $(filter 1 yes true,$(UPDATE)),--update)

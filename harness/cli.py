@@ -1,8 +1,9 @@
-"""python -m harness {list,plan,run,collect,report}: the suite's command line (the Makefile calls it)."""
+"""python -m harness {list,plan,run,collect,report,regress}: the suite's command line (the Makefile calls it)."""
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from common import config
 from common.datasets import dataset_names
 from harness.collect import collect
 from harness.plan import plan
+from harness.regress import register as register_regress
 from harness.runners import RUNNERS, get_runner
 
 
@@ -28,9 +30,46 @@ def _add_selection(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
 
 
+def _check_results(results: Path, write: bool) -> None:
+    """A results folder that cannot be used is one line, before anything runs: `run` needs to write
+    it (created if absent), `report`/`collect` need it to exist (a mistyped path is not a new folder)."""
+    if results.exists() and not results.is_dir():
+        raise ValueError(f"results folder {results} is a file, not a folder")
+    if not write:
+        if not results.is_dir():
+            raise FileNotFoundError(f"results folder {results} does not exist (mistyped RESULTS=?)")
+        return
+    try:  # a real write, not os.access: root passes access checks on read-only mounts
+        results.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=results).close()
+    except OSError as e:
+        raise PermissionError(f"results folder {results} is not writable ({e.strerror or e}); "
+                              "choose another with --results / RESULTS=") from None
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Values every command shares, checked before anything runs."""
+    if getattr(args, "overrides", None):
+        args.overrides = config.split_overrides(args.overrides)  # SET="a=1 b=[1, 2]" arrives as one string
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not timeout > 0:  # also NaN
+        raise ValueError(f"--timeout / TIMEOUT={timeout:g} is not valid; give a number of seconds > 0, "
+                         "or leave it unset for no timeout")
+    jobs = getattr(args, "jobs", None)
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"--jobs / JOBS={jobs} is not valid; give an integer >= 1")
+
+
 def _plan(args: argparse.Namespace):
-    return plan(args.model, args.dataset, args.profile, args.iterations, config.parse_overrides(args.overrides),
-                args.results, args.data_root, args.tag)
+    planned = plan(args.model, args.dataset, args.profile, args.iterations, config.parse_overrides(args.overrides),
+                   args.results, args.data_root, args.tag)
+    if args.command == "run":  # after the plan's checks: a plan that fails creates no results folder
+        _check_results(args.results, write=True)
+    # Another sweep's runs (their folders are locked) are left alone, and the user is told why.
+    for p in planned:
+        if p.state in ("running", "starting") and args.command == "run":
+            print(f"skipping {p.spec.model}/{p.spec.dataset}/iter-{p.spec.iteration}: {p.note}", flush=True)
+    return planned
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -98,6 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] | None = None,
             cells: set[tuple[str, str]] | None = None) -> int:
+    from harness.page import build_page
     from harness.report import render, render_markdown
 
     summary = collect(args.results)
@@ -107,17 +147,20 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
         return 0
     print(f"wrote {summary} ({len(df)} runs)")
     failed = 0
+    rendered: dict[str, Path] = {}
     # One table set per protocol folder, so quick and full (or tagged variants) are never averaged together.
-    for proto in sorted(protocols or set(df["protocol"])):
+    # Every protocol is rendered, because the report page shows them all; only the requested ones are printed.
+    for proto in sorted(set(df["protocol"])):
         sub = df[df["protocol"] == proto]
         out_dir = args.results / "tables" / proto
         out_dir.mkdir(parents=True, exist_ok=True)
         sub_csv = out_dir / "summary.csv"
         sub.to_csv(sub_csv, index=False)
-        files = render(sub_csv, out_dir, ddof=args.ddof)
-        if quiet:
+        render(sub_csv, out_dir, ddof=args.ddof, results=args.results)
+        rendered[proto] = out_dir
+        if quiet or (protocols is not None and proto not in protocols):
             continue
-        print(f"\nprotocol {proto}  (tables: {', '.join(str(f) for f in files if f.suffix != '.csv')})\n")
+        print(f"\nprotocol {proto}  (tables, pairwise.csv, ranks.csv and figures in {out_dir}/)\n")
         print(render_markdown(sub_csv, ddof=args.ddof))
         shown = sub if cells is None else sub[[(m, d) in cells for m, d in zip(sub["model"], sub["dataset"])]]
         done = shown[shown["status"] == "done"]
@@ -125,6 +168,9 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
             rate = pd.to_numeric(grp["majority_rate"]).mean()
             print(f"majority-class rate of the {ds} test folds: {rate:.3f} (a model must beat this)")
         failed += int((shown["status"] != "done").sum())
+    page = build_page(args.results, rendered, ddof=args.ddof)
+    if not quiet:
+        print(f"\nreport page: {page}")
     if failed:
         print(f"\n{failed} run(s) did not finish; see status/error columns in {summary}")
     return 1 if failed else 0
@@ -165,10 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--ddof", type=int, default=1, choices=[0, 1], help="std ddof (reference table: 0)")
     p.set_defaults(func=cmd_report)
+    register_regress(sub)
     args = ap.parse_args(argv)
     try:
+        _check_args(args)
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, FileNotFoundError, PermissionError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {msg}")
         return 2
