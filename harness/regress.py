@@ -56,7 +56,8 @@ class RegressError(ValueError):
 
 
 def update_command(model: str, dataset: str) -> str:
-    return f"make regress MODEL={model} DATASET={dataset} UPDATE=1"
+    data_root = "" if dataset == "synthetic" else " DATA_ROOT=..."
+    return f"make regress MODEL={model} DATASET={dataset}{data_root} UPDATE=1"
 
 
 def baseline_path(model: str, dataset: str, results: Path, baselines: Path | None = None) -> Path:
@@ -137,7 +138,7 @@ def _row(model: str, quantity: str, base: Any, now: Any, diff: Any, verdict: str
 
 
 def compare(base: dict[str, Any], now: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per quantity; verdict ok | REGRESSION | warning."""
+    """One row per quantity; verdict ok | REGRESSION | warning (a failed run is FAILED, see regress)."""
     m = now["model"]
     strict = same_environment(base, now)
     rows = []
@@ -185,7 +186,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     cols = ["model", "quantity", "baseline", "now", "difference", "verdict"]
     cells = [[_fmt(r[c], signed=c == "difference") for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+
+    def line(values: list[str]) -> str:
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"
+
     return "\n".join([line(cols), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells)])
 
 
@@ -222,10 +226,12 @@ def regress(args: argparse.Namespace) -> int:
         try:
             old[(model, dataset)] = load_baseline(path, model, dataset)
         except RegressError as e:
-            if args.update and not path.exists():
-                old[(model, dataset)] = None
-            else:
+            if not args.update:
                 problems.append(str(e))
+                continue
+            old[(model, dataset)] = None  # an update writes a new one
+            if path.exists():
+                print(f"replacing the damaged baseline: {e}")
     if problems:  # before any training: a missing baseline is an error, never a pass
         raise RegressError("\n".join(problems))
 
@@ -241,9 +247,15 @@ def regress(args: argparse.Namespace) -> int:
         if status.get("status") != "done":
             failed += 1
             why = f"{status.get('status')}: {status.get('error_class')}: {str(status.get('error_message'))[:120]}"
-            rows.append(_row(p.spec.model, "run", "done", why, "", "REGRESSION"))
+            rows.append(_row(p.spec.model, "run", "done", why, "", "FAILED"))
             continue
-        now = measured[key] = measure(p)
+        now = measure(p)
+        if not now["train_loss"]:  # a baseline without a loss curve could never catch a change
+            failed += 1
+            rows.append(_row(p.spec.model, "train_loss", "per-step losses", "none recorded (train_log.jsonl "
+                             "step_losses)", "", "FAILED"))
+            continue
+        measured[key] = now
         base = old[key]
         if base is None:
             rows.append(_row(p.spec.model, "baseline", "(none)", "new", "", "new"))
@@ -252,12 +264,11 @@ def regress(args: argparse.Namespace) -> int:
             notes.append(_env_note(base, now))
         rows += compare(base, now)
     if args.update:  # what the new baselines change: shown, then written
-        rows = [{**r, "verdict": "changed"} if r["verdict"] == "REGRESSION" and r["quantity"] != "run" else r
-                for r in rows]
+        rows = [{**r, "verdict": "changed"} if r["verdict"] == "REGRESSION" else r for r in rows]
     print("\n" + format_table(rows))
     for note in notes:
         print(note)
-    regressions = [r for r in rows if r["verdict"] == "REGRESSION"]
+    regressions = [r for r in rows if r["verdict"] in ("REGRESSION", "FAILED")]
     if args.update:
         for key, now in measured.items():
             atomic_write_json(paths[key], now)
@@ -265,12 +276,16 @@ def regress(args: argparse.Namespace) -> int:
         if failed:
             print(f"{failed} run(s) failed: their baselines were not written")
         return 1 if failed else 0
-    if regressions:
-        names = sorted({f"{r['model']} ({r['quantity']})" for r in regressions})
-        models = ",".join(sorted({r["model"] for r in regressions}))
+    if failed:
+        print(f"FAILED: {failed} run(s) did not give a result; their logs are under {work / 'runs'}")
+    changed = [r for r in regressions if r["verdict"] == "REGRESSION"]
+    if changed:
+        names = sorted({f"{r['model']} ({r['quantity']})" for r in changed})
+        models = ",".join(sorted({r["model"] for r in changed}))
         datasets = ",".join(sorted({p.spec.dataset for p in planned}))
         print(f"REGRESSION: {', '.join(names)}. If the change is intended, update the baselines with "
               f"`{update_command(models, datasets)}` and commit them.")
+    if regressions:
         return 1
     print(f"regress: {len(planned)} run(s) match their baselines")
     return 0

@@ -3,11 +3,16 @@ with the committed baseline and with baselines written here."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from common.config import resolve
+from common.datasets import synthetic
 from harness.cli import main
 from harness.regress import BASELINES, RegressError, compare, load_baseline
 
@@ -45,9 +50,12 @@ def test_a_changed_loss_weight_is_caught_naming_model_and_quantity(harness) -> N
 
 def test_update_then_rerun_passes(harness, tmp_path: Path) -> None:
     baselines = tmp_path / "baselines"
+    path = baselines / "dan" / "synthetic.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{")  # damaged: UPDATE=1 is the fix the error message names
     first = _run(harness, "--update", baselines=baselines)
     assert first.returncode == 0, first.stdout[-3000:]
-    path = baselines / "dan" / "synthetic.json"
+    assert f"replacing the damaged baseline: baseline {path} is not valid JSON" in first.stdout
     assert f"wrote baseline {path}" in first.stdout and "| dan   | baseline | (none)" in first.stdout
     written = load_baseline(path, "dan", "synthetic")
     assert {"torch", "torchvision", "timm", "platform", "git_commit"} <= set(written["environment"])
@@ -115,3 +123,28 @@ def test_unknown_model_or_runner_is_an_error(capsys, tmp_path: Path) -> None:
     assert "unknown model 'nosuch'; valid models:" in capsys.readouterr().out
     out = _refused(capsys, tmp_path, "--runner", "nosuch")
     assert "unknown runner 'nosuch'; valid runners:" in out
+
+
+def test_real_dataset_layout_uses_the_users_own_baseline(harness, cache_dir: Path, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    # The generated set is written in RAF-DB's layout: served as `rafdb`, it goes through the real-data path.
+    monkeypatch.setenv("FER_CACHE_DIR", str(cache_dir))
+    folder = synthetic.ensure(resolve("dan", "synthetic", "regress")["data"]["synthetic"])
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "raf-basic").symlink_to(folder, target_is_directory=True)
+    args = ("regress", "--model", "dan", "--dataset", "rafdb", "--data-root", str(tmp_path / "data"))
+    assert main([*args, "--results", str(harness.results)]) == 2  # no baseline yet: an error, not a pass
+
+    first = harness(*args, "--update", check=False)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert (harness.results / "regress" / "baselines" / "dan" / "rafdb.json").is_file()
+    assert not (BASELINES / "dan" / "rafdb.json").exists()  # a lab's baseline is never put among the committed
+    again = harness(*args, check=False)
+    assert again.returncode == 0 and "regress: 1 run(s) match their baselines" in again.stdout, again.stdout[-3000:]
+
+
+def test_regress_is_torch_free() -> None:
+    code = "import sys, harness.regress; sys.exit('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                          env=dict(os.environ, PYTHONPATH="."), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
