@@ -19,11 +19,24 @@ TAG        ?=
 RESULTS    ?= results
 DDOF       ?= 1
 
+# Containers (docker/README.md): RUNNER=container runs each iteration in the model's image.
+RUNNER     ?= local
+GPUS       ?=
+MEMORY     ?=
+BASE_IMAGE ?=
+# A command put before `python -m common.run` by the local runner (e.g. an Apptainer exec); passed
+# through the environment like SET, so its spaces and quotes stay intact.
+LAUNCH     ?=
+export LAUNCH
+ifneq ($(strip $(BASE_IMAGE)),)
+export FER_BASE_IMAGE := $(BASE_IMAGE)
+endif
+
 RUN_ARGS = --model $(MODEL) --dataset $(DATASET) --profile $(PROFILE) --results $(RESULTS) \
 	$(if $(ITERATIONS),--iterations $(ITERATIONS)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) \
 	$(if $(TAG),--tag $(TAG)) $(if $(strip $(SET)),--set "$$SET")
 
-.PHONY: help venv run plan list report test align clean-venv
+.PHONY: help venv run plan list report test align clean-venv engine build lock test-containers
 
 help:
 	@echo "make run     [MODEL=dan] [DATASET=synthetic] [PROFILE=quick|full] [ITERATIONS=N] [JOBS=N] [SET=\"k=v ...\"] [DATA_ROOT=dir] [TIMEOUT=s] [TAG=name]"
@@ -33,6 +46,11 @@ help:
 	@echo "make align   DATASET=expw SRC=raw DST=aligned [ALIGN_ARGS=...]"
 	@echo "make test    the test suite"
 	@echo "make regress [MODEL=all|name,...] [DATASET=synthetic] [RUNNER=local|container] [UPDATE=1] [DATA_ROOT=dir]: short CPU runs vs baselines"
+	@echo "make engine  install/start Podman's Docker-compatible service and a local base image (no Docker needed)"
+	@echo "make build   [MODEL=name|all] [BASE_IMAGE=ref]: build model images (content-tagged, reused when unchanged)"
+	@echo "make run ... RUNNER=container [GPUS=0,1] [MEMORY=16g]: one container per run"
+	@echo "make lock    re-resolve requirements.txt into requirements.lock (what the images install)"
+	@echo "make test-containers  build the DAN image and check container runs for real (needs make engine)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,7 +62,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.tx
 venv: $(VENV)/.installed
 
 run: venv
-	$(PY) -m harness run $(RUN_ARGS) $(if $(JOBS),--jobs $(JOBS)) --ddof $(DDOF) $(if $(TIMEOUT),--timeout $(TIMEOUT))
+	$(PY) -m harness run $(RUN_ARGS) --runner $(RUNNER) $(if $(GPUS),--gpus $(GPUS)) $(if $(MEMORY),--memory $(MEMORY)) \
+		$(if $(strip $(LAUNCH)),--launch-prefix "$$LAUNCH") $(if $(JOBS),--jobs $(JOBS)) --ddof $(DDOF) $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 plan: venv
 	$(PY) -m harness plan $(RUN_ARGS)
@@ -59,10 +78,24 @@ align: venv
 	$(PY) -m preprocess align --dataset $(DATASET) --src $(SRC) --dst $(DST) $(ALIGN_ARGS)
 
 test: venv
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not containers" $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
+
+engine:
+	docker/engine.sh up
+
+build: venv
+	$(PY) -m harness build --model $(MODEL)
+
+lock: venv
+	$(PY) -m harness lock
+
+# Real containers: the engine is set up (or reused), the DAN image built from the local base.
+test-containers: venv engine
+	FER_BASE_IMAGE=$${FER_BASE_IMAGE:-localhost/fer-crossval/debian:bookworm-minbase} \
+		$(PY) -m pytest -q -m containers tests/containers $(PYTEST_ARGS)
 
 # Regression checks (harness/regress.py): one short deterministic CPU run per model under the regress
 # profile, compared with its baseline (tests/regress/baselines/ for synthetic, committed; for real datasets

@@ -44,6 +44,8 @@ def log(msg: str) -> None:
 
 
 def git_commit() -> str:
+    if os.environ.get("FER_GIT_COMMIT"):  # set in the model images, which carry no .git
+        return os.environ["FER_GIT_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
@@ -104,7 +106,7 @@ def write_predictions(path: Path, ids: list[str], idx: np.ndarray, labels: np.nd
 def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     import torch
 
-    from common import datasets, registry
+    from common import datasets, gpu, registry
     from common.checkpoint import remove_resume_state
     from common.data import PoolDataset, make_loader
     from common.seeding import seed_everything
@@ -116,7 +118,7 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))
     device = resolve_device(cfg["train"]["device"])
-    status["device"] = str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+    status["device"] = gpu.preflight(device)  # before any data is read
     generator = seed_everything(spec.iteration)
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
 

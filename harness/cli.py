@@ -12,6 +12,7 @@ import pandas as pd
 from common import config
 from common.datasets import dataset_names
 from harness.collect import collect
+from harness.engine import EngineError
 from harness.plan import plan
 from harness.regress import register as register_regress
 from harness.runners import RUNNERS, get_runner
@@ -118,15 +119,41 @@ def _prepare_generated(planned) -> None:
                 print(f"synthetic dataset ready: {len(pool)} images ({opts})", flush=True)
 
 
+def _gpus(value: str | None) -> list[str]:
+    """GPUS=0,1 -> ['0', '1']: each concurrent run gets one of them."""
+    if not value:
+        return []
+    ids = [g.strip() for g in value.split(",") if g.strip()]
+    bad = [g for g in ids if not g.isdigit()]
+    if bad or len(set(ids)) != len(ids):
+        raise ValueError(f"--gpus / GPUS={value!r}: give distinct device indices, e.g. GPUS=0,1")
+    return ids
+
+
+def _runner_options(args: argparse.Namespace) -> dict:
+    """Options of the chosen runner; a container-only option with another runner is an error."""
+    per_runner = {"container": {"memory": args.memory, "shm_size": args.shm_size, "cpus": args.cpus},
+                  "local": {"launch_prefix": args.launch_prefix}}
+    for runner, options in per_runner.items():
+        given = [k for k, v in options.items() if v is not None]
+        if given and runner != args.runner:
+            raise ValueError(f"--{given[0].replace('_', '-')} applies to --runner {runner} only (runner: {args.runner})")
+    return {k: v for k, v in per_runner.get(args.runner, {}).items() if v is not None}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    gpus = _gpus(args.gpus)
+    options = _runner_options(args)
     if args.jobs is None:
-        args.jobs = int(config.profile(args.profile).get("jobs", 1))
-    args.overrides = _threads_for(args.jobs, args.overrides)
+        # One run per GPU when GPUs are given; otherwise the profile's parallelism.
+        args.jobs = len(gpus) or int(config.profile(args.profile).get("jobs", 1))
+    if not gpus:
+        args.overrides = _threads_for(args.jobs, args.overrides)
     planned = _plan(args)
     _prepare_generated(planned)
     runner = get_runner(args.runner)
     try:
-        runner(planned, jobs=args.jobs, timeout=args.timeout)
+        runner(planned, jobs=args.jobs, timeout=args.timeout, gpus=gpus, **options)
     except KeyboardInterrupt:
         print("sweep interrupted; finished runs are kept. Run the same command again to resume.", flush=True)
         _report(args, quiet=True)
@@ -186,6 +213,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _report(args)
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from harness import images
+    from harness.plan import expand
+
+    models = expand(args.model, config.model_names_on_disk(), "model")
+    summary = images.build(models, base_image=args.base_image, force=args.force)
+    print("\nmodel      image                                   size      built")
+    for model, info in summary.items():
+        print(f"{model:10s} {info['tag']:39s} {info['size_mb'] / 1000:5.2f} GB  "
+              + (f"yes, {info['seconds']:.0f} s" if info["built"] else "no (reused)"))
+    return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from harness.lock import write_lock
+
+    write_lock()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness", description="FER-crossval: plan, run and report "
                                  "model × dataset × iteration runs under one protocol.")
@@ -201,7 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=None,
                    help="runs in parallel (default: the profile's `jobs`, else 1)")
     p.add_argument("--timeout", type=float, default=None, help="per-run timeout in seconds")
-    p.add_argument("--runner", default="local", choices=sorted(RUNNERS), help="where runs execute")
+    p.add_argument("--runner", default="local", choices=sorted(RUNNERS),
+                   help="where runs execute: local subprocesses, or one container per run (make build first)")
+    p.add_argument("--gpus", default=None,
+                   help="GPU indices, e.g. 0,1: each concurrent run gets one (JOBS defaults to their number)")
+    p.add_argument("--memory", default=None, help="container runner: memory limit per run, e.g. 16g")
+    p.add_argument("--shm-size", default=None, help="container runner: shared memory for DataLoader workers (2g)")
+    p.add_argument("--cpus", type=float, default=None, help="container runner: CPU limit per run")
+    p.add_argument("--launch-prefix", default=None,
+                   help="local runner: command put before `python -m common.run SPEC`, e.g. "
+                        "'apptainer exec --nv --pwd /opt/fer-crossval --bind /data dan.sif'")
     p.add_argument("--ddof", type=int, default=1, choices=[0, 1], help="std ddof (reference table: 0)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("collect", help="compute metrics from predictions into results/summary.csv")
@@ -212,11 +268,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ddof", type=int, default=1, choices=[0, 1], help="std ddof (reference table: 0)")
     p.set_defaults(func=cmd_report)
     register_regress(sub)
+    p = sub.add_parser("build", help="build the model images (tag from content; unchanged ones are reused)")
+    p.add_argument("--model", default="all", help="model name(s), comma-separated, or 'all' (default: all)")
+    p.add_argument("--base-image", default=None,
+                   help="upstream image the base is built from (default: $FER_BASE_IMAGE, else the pinned Debian)")
+    p.add_argument("--force", action="store_true", help="rebuild even when an image with the tag exists")
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser("lock", help="resolve requirements.txt into requirements.lock (exact versions, hashes)")
+    p.set_defaults(func=cmd_lock)
     args = ap.parse_args(argv)
     try:
         _check_args(args)
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, PermissionError) as e:
+    except (ValueError, KeyError, FileNotFoundError, PermissionError, EngineError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {msg}")
         return 2

@@ -1,12 +1,18 @@
-"""Runners execute planned runs. Each one calls `python -m common.run SPEC` somewhere."""
+"""Runners execute planned runs: one supervisor (harness/runners/supervisor.py) and a launcher per place.
+
+Every runner is called as `runner(planned, jobs=..., timeout=..., gpus=...)`, plus its own options.
+"""
 from __future__ import annotations
 
+from typing import Callable
+
+from harness.runners.container import run_container
 from harness.runners.local import run_local
 
-RUNNERS = {"local": run_local}
+RUNNERS: dict[str, Callable[..., list[dict]]] = {"local": run_local, "container": run_container}
 
 
-def get_runner(name: str):
+def get_runner(name: str) -> Callable[..., list[dict]]:
     if name not in RUNNERS:
         raise ValueError(f"unknown runner {name!r}; valid runners: {', '.join(RUNNERS)}")
     return RUNNERS[name]

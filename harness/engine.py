@@ -1,0 +1,103 @@
+"""The container engine: Docker, or Podman through its Docker-compatible API socket.
+
+Found in this order: $DOCKER_HOST; the socket `make engine` starts (.cache/engine/podman.sock, or
+$FER_ENGINE_DIR); the Docker SDK's default (/var/run/docker.sock). Errors a user can fix say how.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from common.config import ROOT
+
+ENGINE_HINT = ("start one: `make engine` (installs and starts Podman's Docker-compatible service), or start "
+               "Docker, or point DOCKER_HOST at a running engine")
+
+
+class EngineError(RuntimeError):
+    """The container engine is missing, not answering, or lacks something the run needs."""
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("FER_ENGINE_DIR") or ROOT / ".cache" / "engine")
+
+
+def docker_host() -> str | None:
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    sock = state_dir() / "podman.sock"
+    return f"unix://{sock}" if sock.exists() else None
+
+
+def connect() -> Any:
+    """A docker.DockerClient that answered a ping, or an EngineError that says how to get one."""
+    try:
+        import docker
+    except ImportError as e:
+        raise EngineError("the `docker` Python package is missing: `make venv` installs it") from e
+    host = docker_host()
+    try:
+        client = docker.DockerClient(base_url=host, timeout=600) if host else docker.from_env(timeout=600)
+        client.ping()
+    except Exception as e:  # the SDK raises several unrelated types for "nothing there"
+        where = host or "the default Docker socket"
+        raise EngineError(f"no container engine answering at {where} ({type(e).__name__}); {ENGINE_HINT}") from e
+    return client
+
+
+def is_podman(client: Any) -> bool:
+    version = client.version()
+    return any("podman" in c.get("Name", "").lower() for c in version.get("Components", []))
+
+
+def build_cli(client: Any) -> str:
+    """The command line tool that builds images for this engine: podman (volumes, host network) or docker."""
+    if is_podman(client):
+        if shutil.which("podman"):
+            return "podman"
+        raise EngineError("the engine is Podman but the `podman` command is not on PATH (needed to build images)")
+    if shutil.which("docker"):
+        return "docker"
+    raise EngineError("the `docker` command is not on PATH (needed to build images); install the Docker CLI")
+
+
+def cli_env(cli: str) -> dict[str, str]:
+    """Environment for a podman/docker command so it talks to the same engine as the SDK."""
+    env = {}
+    conf = state_dir() / "containers.conf"
+    if cli == "podman" and conf.is_file() and not os.environ.get("CONTAINERS_CONF"):
+        env["CONTAINERS_CONF"] = str(conf)
+    host = docker_host()
+    if cli == "docker" and host:
+        env["DOCKER_HOST"] = host
+    return env
+
+
+def image_exists(client: Any, tag: str) -> bool:
+    import docker
+
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def image_info(client: Any, tag: str) -> dict[str, Any]:
+    """Image id, registry digest (when the image came from or went to a registry) and size."""
+    image = client.images.get(tag)
+    digests = image.attrs.get("RepoDigests") or []
+    return {"id": image.id, "digest": digests[0] if digests else "",
+            "size_mb": round(image.attrs.get("Size", 0) / 1e6, 1)}
+
+
+def gpu_runtime(client: Any) -> str | None:
+    """How this engine hands GPUs to containers: 'nvidia' (Docker runtime), 'cdi' (Podman), or None."""
+    if is_podman(client):
+        specs = [Path("/etc/cdi"), Path("/var/run/cdi")]
+        found = any(p.is_dir() and any(p.glob("nvidia*.*")) for p in specs)
+        return "cdi" if found else None
+    runtimes = client.info().get("Runtimes") or {}
+    return "nvidia" if "nvidia" in runtimes else None

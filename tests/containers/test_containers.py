@@ -1,0 +1,226 @@
+"""Container runs for real: the DAN image built from its Dockerfile, runs through the real engine.
+
+Needs a container engine (`make engine` sets up Podman; `make test-containers` does it first). These
+tests never skip: without an engine they fail with the command that sets one up.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import engine, images
+from harness.runners.container import LABEL_RUN, RUN, ContainerLauncher
+
+pytestmark = [pytest.mark.containers, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+# One short deterministic DAN iteration: 32 px, 150 images, one epoch of single-threaded CPU steps.
+TINY = ["data.synthetic.n=300", "data.synthetic.size=48", "data.image_size=32", "data.subset=150",
+        "train.epochs=1", "train.batch_size=16", "train.t_max=1", "train.warmup_steps=0", "train.threads=1",
+        "data.num_workers=0"]
+
+
+def _env(cache: Path) -> dict[str, str]:
+    return dict(os.environ, FER_CACHE_DIR=str(cache), PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+
+
+def harness(*args: str, results: Path, cache: Path, sets: list[str] = TINY, timeout: float = 600,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "harness", *args, "--results", str(results)]
+    if args[0] == "run":
+        cmd += ["--model", "dan", "--dataset", "synthetic", "--profile", "quick", "--iterations", "1",
+                "--set", *sets]
+    return subprocess.run(cmd, cwd=REPO, env=env or _env(cache), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def client():
+    try:
+        return engine.connect()
+    except engine.EngineError as e:
+        pytest.fail(f"{e}\n(`make test-containers` runs `make engine` first)")
+
+
+@pytest.fixture(scope="session")
+def dan_image(client) -> str:
+    """Built by the project's own build command from docker/model.Dockerfile (reused when unchanged)."""
+    proc = subprocess.run([sys.executable, "-m", "harness", "build", "--model", "dan"], cwd=REPO,
+                          capture_output=True, text=True, timeout=3000)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    tag = images.image_tag("dan")
+    assert engine.image_exists(client, tag)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def run_containers(client) -> list:
+    return client.containers.list(all=True, filters={"label": LABEL_RUN})
+
+
+def status_of(results: Path, model: str = "dan") -> dict:
+    [path] = results.glob(f"runs/{model}/synthetic/*/iter-0/status.json")
+    return json.loads(path.read_text())
+
+
+def test_image_is_pinned_labelled_and_non_root(client, dan_image):
+    image = client.images.get(dan_image)
+    cfg = image.attrs["Config"]
+    assert cfg["User"] == "fer"
+    assert cfg["Entrypoint"] == ["python", "-m", "common.run"]
+    labels = cfg["Labels"]
+    assert labels["fer-crossval.model"] == "dan"
+    assert labels["org.opencontainers.image.revision"] not in ("", "unknown")
+    assert labels["org.opencontainers.image.base.name"] == images.base_image_ref()
+    # Exactly the locked set: pip inside the image lists every locked package at its locked version.
+    out = client.containers.run(dan_image, entrypoint=["pip", "list", "--format=freeze"], remove=True,
+                                network_mode="none").decode()
+    installed = {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+                 for line in out.splitlines() if "==" in line}
+    from harness.lock import LOCK, read_pins
+
+    locked = read_pins(LOCK)
+    assert {k: installed.get(k) for k in locked} == locked
+    # Only what the image needs: no tests, results, venv or weights in it.
+    listing = client.containers.run(dan_image, entrypoint=["ls", "-A", "/opt/fer-crossval", "/opt/fer-crossval/models"],
+                                    remove=True, network_mode="none").decode().split()
+    assert "tests" not in listing and ".venv" not in listing and "results" not in listing and "pretrain" not in listing
+    assert "dan" in listing and "poster" not in listing
+
+
+def test_unchanged_model_is_not_rebuilt(dan_image):
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "harness", "build", "--model", "dan"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{dan_image} is up to date (reused)" in proc.stdout
+    assert time.monotonic() - t0 < 60
+
+
+def test_container_run_matches_local_run(client, dan_image, cache, tmp_path):
+    local, boxed = tmp_path / "local", tmp_path / "container"
+    p1 = harness("run", "--runner", "local", results=local, cache=cache)
+    assert p1.returncode == 0, p1.stdout[-3000:] + p1.stderr[-3000:]
+    p2 = harness("run", "--runner", "container", results=boxed, cache=cache)
+    assert p2.returncode == 0, p2.stdout[-3000:] + p2.stderr[-3000:]
+    [pred_local] = local.glob("runs/dan/synthetic/*/iter-0/predictions.csv")
+    [pred_boxed] = boxed.glob("runs/dan/synthetic/*/iter-0/predictions.csv")
+    assert pred_local.read_bytes() == pred_boxed.read_bytes()
+    status = status_of(boxed)
+    assert status["status"] == "done" and status["spec_hash"] == status_of(local)["spec_hash"]
+    assert status["image"].startswith(dan_image + "@sha256:") and status["image_id"].startswith("sha256:")
+    # The container's spec names mount points only; no host path of this machine.
+    spec_text = (pred_boxed.parent / "container-spec.json").read_text()
+    assert str(tmp_path) not in spec_text and str(REPO) not in spec_text
+    # Results belong to the user who ran the harness (the image's own user is uid 10001).
+    for f in pred_boxed.parent.iterdir():
+        assert f.stat().st_uid == os.getuid() and f.stat().st_gid == os.getgid(), f
+    assert "run.log" in {f.name for f in pred_boxed.parent.iterdir()}
+    import pandas as pd
+
+    summary = pd.read_csv(boxed / "summary.csv", dtype=str, keep_default_na=False)
+    assert summary.loc[0, "image"] == status["image"]
+    assert run_containers(client) == []
+
+
+def test_isolation_of_a_run_container(client, dan_image, cache, tmp_path):
+    """The options the runner gives a run: probe them from inside a container started with exactly them."""
+    from common.config import parse_overrides
+    from harness.plan import plan, prepare
+
+    [p] = plan("dan", "synthetic", "quick", "1", parse_overrides(["data.image_size=32"]), tmp_path / "results")
+    launcher = ContainerLauncher()
+    launcher.client = client
+    launcher.tags["dan"] = dan_image
+    spec_path = prepare(p)
+    options = launcher.options(p, device=None)
+    probe = r"""
+import json, os, socket
+out = {"uid": os.getuid(), "gid": os.getgid()}
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=3); out["net"] = "connected"
+except OSError as e:
+    out["net"] = type(e).__name__
+out["ifaces"] = sorted(n for _, n in socket.if_nameindex())
+for name, path in (("data", "/fer/data/x"), ("root", "/opt/fer-crossval/x"), ("tmp", "/tmp/x"), ("run", "/fer/run/x")):
+    try:
+        open(path, "w").write("x"); out[name] = "writable"
+    except OSError as e:
+        out[name] = type(e).__name__
+out["cap_eff"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")][0]
+out["nnp"] = [l.split()[1] for l in open("/proc/self/status") if l.startswith("NoNewPrivs")][0]
+print(json.dumps(out))
+"""
+    raw = client.containers.run(dan_image, entrypoint=["python", "-c", probe], remove=True, **options)
+    seen = json.loads(raw.decode().strip().splitlines()[-1])
+    assert seen["uid"] == os.getuid() and seen["gid"] == os.getgid()
+    assert seen["net"] != "connected" and seen["ifaces"] == ["lo"]
+    assert seen["data"] != "writable" and seen["root"] != "writable"
+    assert seen["tmp"] == "writable" and seen["run"] == "writable"
+    assert int(seen["cap_eff"], 16) == 0 and seen["nnp"] == "1"
+    assert (p.run_dir / "x").stat().st_uid == os.getuid()
+    assert spec_path.is_file()
+
+
+def test_timeout_leaves_no_container(client, dan_image, cache, tmp_path):
+    results = tmp_path / "results"
+    proc = harness("run", "--runner", "container", "--timeout", "4", results=results, cache=cache,
+                   sets=TINY + ["train.epochs=5"])
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    status = status_of(results)
+    assert status["status"] == "timeout" and status["error_class"] == "Timeout"
+    assert run_containers(client) == []
+
+
+def test_too_small_memory_limit_is_recorded_as_oom(client, dan_image, cache, tmp_path):
+    results = tmp_path / "results"
+    proc = harness("run", "--runner", "container", "--memory", "96m", results=results, cache=cache)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    status = status_of(results)
+    assert status["status"] == "killed" and status["error_class"] == "OOMKilled", status
+    assert "96m" in status["error_message"]
+    assert run_containers(client) == []
+
+
+def test_ctrl_c_stops_and_removes_the_container(client, dan_image, cache, tmp_path):
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "harness", "run", "--results", str(results), "--runner", "container",
+           "--model", "dan", "--dataset", "synthetic", "--profile", "quick", "--iterations", "1",
+           "--set", *TINY, "train.epochs=20"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not run_containers(client) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert run_containers(client), "no run container appeared"
+    time.sleep(8)  # let the run get into training
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-3000:]
+    assert status_of(results)["status"] == "interrupted"
+    assert run_containers(client) == []
+
+
+def test_errors_a_user_can_fix_are_one_line(client, dan_image, cache, tmp_path):
+    results = tmp_path / "results"
+    env = dict(_env(cache), DOCKER_HOST=f"unix://{tmp_path}/nothing.sock")
+    proc = harness("run", "--runner", "container", results=results, cache=cache, env=env)
+    assert proc.returncode == 2 and "make engine" in proc.stdout, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+    env = dict(_env(cache), FER_BASE_IMAGE="example.org/never-built:1")
+    proc = harness("run", "--runner", "container", results=results, cache=cache, env=env)
+    assert proc.returncode == 2 and "is not built: run `make build MODEL=dan`" in proc.stdout, proc.stdout + proc.stderr
+
+    proc = harness("run", "--runner", "container", "--gpus", "0", results=results, cache=cache)
+    assert proc.returncode == 2 and "no GPU runtime" in proc.stdout, proc.stdout + proc.stderr
+    assert run_containers(client) == []

@@ -1,0 +1,42 @@
+"""What a run container is given, without an engine: the spec it reads and the folders it sees."""
+from __future__ import annotations
+
+import json
+
+from common.spec import RunSpec
+from harness.plan import Planned, plan
+from harness.runners.container import CACHE, DATA, RUN, WEIGHTS, container_spec, mounts
+
+
+def test_synthetic_run_sees_its_own_folder_and_the_generated_set_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    [p] = plan("dan", "synthetic", "quick", "1", {}, tmp_path / "results")
+    vols = mounts(p)
+    assert vols[str(p.run_dir.resolve())] == {"bind": RUN, "mode": "rw"}
+    others = {k: v for k, v in vols.items() if v["bind"] != RUN}
+    # Only the synthetic set's own cache folder (never the whole cache: the engine socket lives there).
+    [(host, target)] = others.items()
+    assert target["mode"] == "ro" and target["bind"].startswith(f"{CACHE}/synthetic/")
+    assert host.startswith(str(tmp_path / "cache" / "synthetic"))
+
+
+def test_container_spec_names_mount_points_and_keeps_the_hash(tmp_path):
+    data = tmp_path / "datasets"
+    weights = tmp_path / "weights"
+    (data / "RAF-DB").mkdir(parents=True)
+    weights.mkdir()
+    spec = RunSpec(model="dan", dataset="rafdb", iteration=0, profile="full", protocol="p",
+                   config={"weights_dir": str(weights), "pretrained": "auto", "train": {"lr": 1e-3}},
+                   overrides={"weights_dir": str(weights)}, data_root=str(data))
+
+    planned = Planned(spec, spec.run_dir(tmp_path / "results"), "pending")
+    inside = container_spec(planned)
+    text = json.dumps(inside)
+    assert str(tmp_path) not in text
+    assert inside["data_root"] == DATA and inside["config"]["weights_dir"] == WEIGHTS
+    reread = dict(inside)
+    reread.pop("spec_hash")
+    assert RunSpec(**reread).hash == spec.hash == inside["spec_hash"]
+    vols = mounts(planned)
+    assert vols[str(data.resolve())] == {"bind": DATA, "mode": "ro"}
+    assert vols[str(weights.resolve())] == {"bind": WEIGHTS, "mode": "ro"}

@@ -1,0 +1,48 @@
+"""The local launcher behind a prefix (how Apptainer/Singularity or a wrapper runs a run), and GPU assignment."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import _gpus
+from tests.harness.conftest import summary
+
+RUN = ("run", "--model", "tiny", "--dataset", "synthetic", "--profile", "quick", "--iterations", "1")
+
+
+def test_launch_prefix_runs_each_run_through_the_given_command(harness, tmp_path) -> None:
+    marker = tmp_path / "launched"
+    # A wrapper that records what it was asked to run, then runs it with the venv's `python` on PATH
+    # (with a prefix, the launcher calls plain `python`, as inside an Apptainer image).
+    script = f'echo "$@" >> {shlex.quote(str(marker))} && PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH exec "$@"'
+    proc = harness(*RUN, "--launch-prefix", f"sh -c {shlex.quote(script)} wrapper")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [line] = marker.read_text().splitlines()
+    assert line.startswith("python -m common.run /") and line.endswith("/iter-0/spec.json")
+    assert list(summary(harness.results)["status"]) == ["done"]
+
+
+def test_a_prefix_that_cannot_start_is_a_recorded_failure(harness) -> None:
+    proc = harness(*RUN, "--launch-prefix", "false")
+    assert proc.returncode == 1
+    df = summary(harness.results)
+    assert list(df["status"]) == ["failed"] and df["error_class"][0] == "ProcessExit"
+
+
+def test_runner_options_belong_to_their_runner(harness) -> None:
+    proc = harness(*RUN, "--memory", "1g", check=False)
+    assert proc.returncode == 2 and "--memory applies to --runner container only" in proc.stdout
+
+
+@pytest.mark.parametrize("value, ids", [("0,1", ["0", "1"]), ("3", ["3"]), (None, [])])
+def test_gpus_are_listed_devices(value, ids) -> None:
+    assert _gpus(value) == ids
+
+
+@pytest.mark.parametrize("value", ["0,0", "a", "1,-1"])
+def test_bad_gpus_name_the_value(value) -> None:
+    with pytest.raises(ValueError, match="GPUS="):
+        _gpus(value)
