@@ -124,7 +124,8 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
 
     log(f"loading dataset {spec.dataset}")
     pool = datasets.load_pool(spec.dataset, spec.data_root, exclude_missing=cfg["data"]["exclude_missing"],
-                              synthetic=cfg["data"]["synthetic"] if spec.dataset == "synthetic" else None)
+                              synthetic=cfg["data"]["synthetic"] if spec.dataset == "synthetic" else None,
+                              expw_layout=cfg["data"]["expw_layout"])
     status["excluded"] = pool.excluded
     base = select_pool_indices(len(pool), cfg["data"]["subset"], cfg["protocol"]["random_state"])
     split = make_split(pool.labels[base], spec.iteration, cfg["protocol"])
