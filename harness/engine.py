@@ -101,3 +101,30 @@ def gpu_runtime(client: Any) -> str | None:
         return "cdi" if found else None
     runtimes = client.info().get("Runtimes") or {}
     return "nvidia" if "nvidia" in runtimes else None
+
+
+def pinned_reference(client: Any, ref: str) -> str:
+    """`ref` pinned to the registry digest it resolves to (repo@sha256:...), pulling it if absent.
+
+    A tag can move; the digest cannot. Images that never came from a registry (a local debootstrap
+    base) have no registry digest and are used by their name.
+    """
+    import docker
+
+    if "@sha256:" in ref:
+        return ref
+    try:
+        image = client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        try:
+            image = client.images.pull(ref)
+        except docker.errors.APIError as e:
+            raise EngineError(f"base image {ref} is not here and could not be pulled ({e.explanation or e}); "
+                              "without registry access use the local base: `make engine`, then "
+                              "BASE_IMAGE=localhost/fer-crossval/debian:bookworm-minbase") from e
+    repo = ref.split("@")[0].rsplit(":", 1)[0] if ":" in ref.split("/")[-1] else ref
+    for digest in image.attrs.get("RepoDigests") or []:
+        name = digest.split("@")[0]
+        if not name.startswith("localhost/") and (name == repo or name.endswith("/" + repo.split("/")[-1])):
+            return digest
+    return ref

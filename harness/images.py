@@ -146,9 +146,10 @@ def build(models: list[str], base_image: str | None = None, force: bool = False)
     base = base_tag(base_image)
     summary: dict[str, dict] = {}
     if force or not engine.image_exists(client, base):
-        print(f"building {base} from {ref} (Python + requirements.lock: several GB, minutes)", flush=True)
+        pinned = engine.pinned_reference(client, ref)
+        print(f"building {base} from {pinned} (Python + requirements.lock: several GB, minutes)", flush=True)
         t0 = time.monotonic()
-        _build(cli, BASE_DOCKERFILE, base, {"BASE_IMAGE": ref}, local_sources)
+        _build(cli, BASE_DOCKERFILE, base, {"BASE_IMAGE": pinned}, local_sources)
         print(f"built {base} in {time.monotonic() - t0:.0f} s", flush=True)
     else:
         print(f"{base} is up to date (reused)", flush=True)
