@@ -20,6 +20,7 @@ from typing import IO, Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from common.datasets.base import to_rgb
 from preprocess import geometry, layouts
 from preprocess.choose import SELECT_CHOICES, choose_face
 from preprocess.detector import Detection, detect, load_mtcnn
@@ -54,8 +55,9 @@ class Summary:
 
 
 def _open_rgb(path: Path) -> Image.Image:
+    # The loaders' decode rule: 16-bit greyscale is scaled to 8 bits, not clipped white.
     with Image.open(path) as img:
-        return img.convert("RGB")
+        return to_rgb(img)
 
 
 def load_for_detection(job: layouts.Job) -> dict[str, Any]:

@@ -11,6 +11,9 @@ and the ExpW label parser are imported from there, so they exist once):
     folder  any tree of images under SRC -> the same relative tree under DST
 The label file is copied; an entry whose image could not be written (no face under
 `--no-face skip`, unreadable source) is left out of it, and the manifest says why.
+A label entry whose image name points outside SRC (absolute, `..`) is refused before anything is
+written, by the loaders' own check (common.datasets.base.check_names): its output would land
+outside DST.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from types import ModuleType
 from typing import Callable
 
 from common.datasets import ckplus, expw, rafdb, sfew
+from common.datasets.base import check_names
 from common.io import atomic_write_text
 
 DATASETS = ("expw", "rafdb", "sfew", "ckplus", "folder")
@@ -111,7 +115,10 @@ def _rafdb(src: Path, dst: Path) -> Plan:
     layout = f"  SRC/{rafdb.LABEL_FILE}\n  SRC/Image/original/train_00001.jpg ..."
     labels = _require(src / rafdb.LABEL_FILE, "RAF-DB label file", layout)
     image_dir = _require(src / "Image" / "original", "RAF-DB original image folder", layout)
-    names = [ln.split()[0] for ln in labels.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    numbered = [(n, ln.split()[0]) for n, ln in enumerate(labels.read_text(encoding="utf-8").splitlines(), 1)
+                if ln.strip()]
+    names = [name for _, name in numbered]
+    check_names(names, labels, [n for n, _ in numbered], "RAF-DB", src, layout)
     jobs = [
         Job(image_dir / n, dst / rafdb.IMAGE_FOLDER / rafdb.image_filename(n), line=i)
         for i, n in enumerate(names)
@@ -127,12 +134,14 @@ def _csv_dataset(src: Path, dst: Path, module: ModuleType, title: str) -> Plan:
     with open(labels, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader, [])
-        rows = [r for r in reader if r]
+        numbered = [(reader.line_num, r) for r in reader if r]
+    rows = [r for _, r in numbered]
     stripped = [h.strip() for h in header]
     if "image_name" not in stripped:
         raise ValueError(f"{labels}: no 'image_name' column; columns are {stripped}")
     col = stripped.index("image_name")
     names = [r[col].strip() for r in rows]
+    check_names(names, labels, [n for n, _ in numbered], title, src, layout)
     jobs = [Job(image_dir / n, dst / image_dir_name / n, line=i) for i, n in enumerate(names)]
     return Plan(jobs, _csv_writer(labels, dst / label_name, header, rows))
 

@@ -20,7 +20,7 @@ from types import ModuleType
 
 from common.datasets import ckplus, expw, fer2013, ferplus, rafdb, sfew
 from common.datasets import synthetic as synthetic_data
-from common.datasets.base import DatasetLayoutError, Pool, find_dataset_dir
+from common.datasets.base import DatasetLayoutError, Pool, check_label_rows, find_dataset_dir
 
 __all__ = ["DatasetLayoutError", "Pool", "class_names", "dataset_dir", "dataset_names", "load_pool"]
 
@@ -48,14 +48,20 @@ def class_names(name: str) -> list[str]:
 
 def dataset_dir(name: str, root: str | Path | None = None) -> Path:
     """The folder holding dataset `name` under `root` (see find_dataset_dir). If it is not there, the
-    DatasetLayoutError also says where the dataset is obtained and how raw downloads are aligned."""
+    DatasetLayoutError also says where the dataset is obtained and how raw downloads are aligned.
+    A label file without a sample row is refused here too: the plan (through the fingerprint) and
+    load_pool both come this way, so it is named before any run starts and again at load time."""
     module = _module(name)
     try:
-        return find_dataset_dir(root, module.FOLDER, module.LABEL_FILE, name, module.LAYOUT)
+        folder = find_dataset_dir(root, module.FOLDER, module.LABEL_FILE, name, module.LAYOUT)
     except DatasetLayoutError as e:
         raise DatasetLayoutError(f"{e}\nGet {name} from {module.SOURCE}.\nRaw (unaligned) face images: "
                                  f"`make align DATASET={name} SRC=<download> DST=<dataset folder>` "
                                  "(preprocess/README.md).") from None
+    # Every CSV label file of the suite has a header row; the .txt/.lst ones have none.
+    header_rows = 1 if module.LABEL_FILE.endswith(".csv") else 0
+    check_label_rows(folder / module.LABEL_FILE, header_rows, name, folder, module.LAYOUT)
+    return folder
 
 
 def load_pool(name: str, root: str | Path | None = None, *, exclude_missing: bool = False,

@@ -46,6 +46,31 @@ def layout_error(problem: str, dataset: str, dataset_dir: Path | str, layout: st
     return DatasetLayoutError(text)
 
 
+# Pillow's modes for 16-bit greyscale: PNG and TIFF open as I;16 (or its byte orders), 16-bit
+# PGM as I. convert("RGB") clips those at 255 instead of scaling them.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """An 8-bit RGB copy of `im`; 16-bit greyscale is scaled to 8 bits, not clipped.
+
+    Pillow's convert("RGB") clips 16-bit greyscale at 255 (a real 16-bit face became 99%
+    white). Scaled by >> 8 (the high byte), the rule Pillow itself applies to 16-bit RGB and
+    grey+alpha PNGs, so every 16-bit source reaches 8 bits alike, and an 8-bit image stored
+    as 16 bits (v * 257) comes back exactly. Not stretched to the image's own min..max: that
+    would change each image's brightness and contrast differently, which no 8-bit image
+    of the dataset undergoes.
+    """
+    if im.mode not in _SIXTEEN_BIT_MODES:
+        return im.convert("RGB")
+    a = np.asarray(im)
+    if im.mode == "I" and a.size and (a.min() < 0 or a.max() > 0xFFFF):
+        # 32-bit integer images are no face format; scaling them by a guess would be silent.
+        raise ValueError(f"{getattr(im, 'filename', '') or 'image'}: 32-bit integer pixels "
+                         f"{int(a.min())}..{int(a.max())}; expected 8- or 16-bit images")
+    return Image.fromarray((a.astype(np.uint16) >> 8).astype(np.uint8), "L").convert("RGB")
+
+
 @dataclass
 class Pool:
     """All samples of one dataset, in label-file order.
@@ -81,8 +106,8 @@ class Pool:
         if self.pixels is not None:
             return Image.fromarray(self.pixels[i]).convert("RGB")
         with Image.open(self.paths[i]) as im:
-            # convert() decodes and copies, so the file is closed when we return.
-            return im.convert("RGB")
+            # to_rgb decodes and copies, so the file is closed when we return.
+            return to_rgb(im)
 
     def class_counts(self, indices: Sequence[int] | np.ndarray | None = None) -> list[int]:
         labels = self.labels if indices is None else self.labels[np.asarray(indices, dtype=np.int64)]
@@ -109,6 +134,50 @@ def find_dataset_dir(root: Path | str | None, folder: str, label_file: str,
     return_dir = base / folder
     raise layout_error(f"label file not found: {return_dir / label_file} "
                        f"(nor {base / label_file})", dataset, return_dir, layout)
+
+
+def check_label_rows(label_file: Path, header_rows: int, dataset: str, dataset_dir: Path,
+                     layout: str) -> None:
+    """The label file must list at least one sample: `header_rows` non-blank lines, then one more.
+
+    Reads only up to that line, so it is cheap enough for the plan-time check of every dataset
+    (FER2013's 300 MB CSV included). Without it an empty file gave an empty pool that failed
+    later inside sklearn's splitter, naming no file.
+    """
+    seen = 0
+    with open(label_file, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                seen += 1
+                if seen > header_rows:
+                    return
+    what = "is empty" if seen == 0 else "has a header row but no sample rows"
+    raise layout_error(f"label file {what}: {label_file}", dataset, dataset_dir, layout)
+
+
+def check_names(names: Sequence[str], label_file: Path, lines: Sequence[int], dataset: str,
+                dataset_dir: Path, layout: str) -> None:
+    """Image names in a label file are paths relative to the image folder: refuse any that could
+    point outside the dataset folder (absolute, a drive, or a `..` part), naming the line.
+
+    The loaders would read such a file from anywhere on the machine, and `make align` would
+    write its output outside DST. Lexical on purpose: an image folder of symlinks stays valid.
+    """
+    for value, line in zip(names, lines):
+        why = _outside(value)
+        if why:
+            raise layout_error(f"{label_file}: line {line}: image name {value!r} {why}; names are "
+                               "relative to the dataset's image folder and stay inside it",
+                               dataset, dataset_dir, layout)
+
+
+def _outside(value: str) -> str:
+    """Why `value` could leave the folder it is joined to ('' if it cannot); / and \\ both split."""
+    if value.startswith(("/", "\\")) or (len(value) > 2 and value[1] == ":" and value[2] in "/\\"):
+        return "is an absolute path"
+    if ".." in value.replace("\\", "/").split("/"):
+        return "has a '..' part"
+    return ""
 
 
 def check_image(path: str) -> str | None:
@@ -272,6 +341,7 @@ def load_csv_dataset(*, name: str, class_names: list[str], dataset_dir: Path, la
     names = name_column(df[name_col].tolist(), path, name_col, name, layout)
     labels = int_column(df[label_col].tolist(), path, label_col, name, layout)
     lines = range(2, len(names) + 2)  # line 1 is the header
+    check_names(names, path, lines, name, dataset_dir, layout)
     check_labels(labels, 0, len(class_names) - 1, path, dataset_dir, name, layout,
                  encoding_text(class_names), lines)
     check_unique(names, path, dataset_dir, name, layout, lines)

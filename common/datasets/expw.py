@@ -34,6 +34,7 @@ import numpy as np
 from common.datasets.base import (
     Pool,
     check_labels,
+    check_names,
     check_unique,
     encoding_text,
     finish_pool,
@@ -74,7 +75,8 @@ def sample_id(image_name: str, face_id: int | str) -> str:
 
 def read_label_file(label_file: Path, dataset_dir: Path | None = None) -> list[dict]:
     """Parse label.lst into one dict per face (FIELDS as keys, ints except confidence, plus
-    `line`), in file order. The alignment step reads the boxes through this too."""
+    `line`), in file order. The alignment step reads the boxes through this too, so an image
+    name pointing outside the folder (check_names) stops both the loader and `make align`."""
     dataset_dir = dataset_dir if dataset_dir is not None else label_file.parent.parent
     faces = []
     with open(label_file, encoding="utf-8") as f:
@@ -93,6 +95,8 @@ def read_label_file(label_file: Path, dataset_dir: Path | None = None) -> list[d
                                    f"got {line.rstrip()!r} ({exc})", "expw", dataset_dir,
                                    LAYOUT) from None
             faces.append(face)
+    check_names([f["image_name"] for f in faces], label_file, [f["line"] for f in faces], "expw",
+                dataset_dir, LAYOUT)
     return faces
 
 

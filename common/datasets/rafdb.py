@@ -22,6 +22,7 @@ import numpy as np
 from common.datasets.base import (
     Pool,
     check_labels,
+    check_names,
     check_unique,
     finish_pool,
     layout_error,
@@ -73,6 +74,7 @@ def load(dataset_dir: Path, exclude_missing: bool = False, name: str = "rafdb",
     encoding = ", ".join(f"{i + 1}={c}" for i, c in enumerate(CLASS_NAMES))
     check_labels(raw_labels, 1, len(CLASS_NAMES), label_file, dataset_dir, name, layout, encoding, lines)
     check_unique(names, label_file, dataset_dir, name, layout, lines)
+    check_names(names, label_file, lines, name, dataset_dir, layout)
     labels = raw_labels - 1
     image_dir = dataset_dir / IMAGE_FOLDER
     paths = [str(image_dir / image_filename(n)) for n in names]
