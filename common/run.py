@@ -108,11 +108,10 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
 
     from common import datasets, gpu, registry
     from common.checkpoint import remove_resume_state
-    from common.data import PoolDataset, make_loader
+    from common.data import build_loaders
     from common.seeding import seed_everything
     from common.splits import make_split, split_hash
     from common.train import fit, predict, resolve_device
-    from common.transforms import eval_transform, train_transform
 
     cfg = spec.config
     if cfg["train"]["threads"]:
@@ -148,14 +147,10 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
         status["pretrained"] = {"summary": "scratch"}
     atomic_write_json(run_dir / "status.json", status)
 
-    spec_in = adapter.input_spec
-    tcfg, workers = cfg["train"], int(cfg["data"]["num_workers"])
-    train_loader = make_loader(PoolDataset(pool, train_idx, train_transform(spec_in, cfg)), tcfg["batch_size"],
-                               train=True, num_workers=workers, drop_last=tcfg["drop_last"], generator=generator)
-    val_loader = make_loader(PoolDataset(pool, val_idx, eval_transform(spec_in, cfg)), tcfg["eval_batch_size"],
-                             train=False, num_workers=workers)
-    test_loader = make_loader(PoolDataset(pool, test_idx, eval_transform(spec_in, cfg)), tcfg["eval_batch_size"],
-                              train=False, num_workers=workers)
+    tcfg = cfg["train"]
+    loaders = build_loaders(pool, train_idx, val_idx, test_idx, adapter.input_spec, cfg, generator, log=log)
+    train_loader, val_loader, test_loader = loaders.train, loaders.val, loaders.test
+    status["data_path"] = loaders.info  # decoded cache folder (or none) and per-image | batched augmentation
     n_params = sum(p.numel() for p in task.parameters())
     log(f"{spec.model}: {n_params / 1e6:.2f}M parameters on {status['device']}, "
         f"{tcfg['epochs']} epochs of {len(train_loader)} batches")

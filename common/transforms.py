@@ -15,7 +15,8 @@ def image_size(spec: InputSpec, cfg: dict[str, Any]) -> int:
     return int(cfg["data"]["image_size"] or spec.size)
 
 
-def _resize(spec: InputSpec, size: int) -> T.Resize:
+def resize_op(spec: InputSpec, size: int) -> T.Resize:
+    """The model's Resize: the first step of every pipeline, and what the decoded cache stores (common/cache.py)."""
     if spec.interpolation not in _INTERPOLATION:
         raise ValueError(f"interpolation {spec.interpolation!r} unknown; valid: {', '.join(_INTERPOLATION)}")
     return T.Resize((size, size), interpolation=_INTERPOLATION[spec.interpolation], antialias=True)
@@ -25,7 +26,7 @@ def train_transform(spec: InputSpec, cfg: dict[str, Any]) -> T.Compose:
     """Resize, PIL-space augmentation (flip, RandomApply[rotation, crop], RandAugment), tensor, normalise, erasing."""
     aug = cfg["augment"]
     size = image_size(spec, cfg)
-    ops: list[Any] = [_resize(spec, size)]
+    ops: list[Any] = [resize_op(spec, size)]
     if aug["hflip"]:
         ops.append(T.RandomHorizontalFlip())
     inner: list[Any] = []
@@ -47,4 +48,4 @@ def train_transform(spec: InputSpec, cfg: dict[str, Any]) -> T.Compose:
 
 
 def eval_transform(spec: InputSpec, cfg: dict[str, Any]) -> T.Compose:
-    return T.Compose([_resize(spec, image_size(spec, cfg)), T.ToTensor(), T.Normalize(spec.mean, spec.std)])
+    return T.Compose([resize_op(spec, image_size(spec, cfg)), T.ToTensor(), T.Normalize(spec.mean, spec.std)])
