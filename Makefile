@@ -47,7 +47,7 @@ help:
 	@echo "make test    the test suite"
 	@echo "make regress [MODEL=all|name,...] [DATASET=synthetic] [RUNNER=local|container] [UPDATE=1] [DATA_ROOT=dir]: short CPU runs vs baselines"
 	@echo "make engine  install/start Podman's Docker-compatible service and a local base image (no Docker needed)"
-	@echo "make build   [MODEL=name|all] [BASE_IMAGE=ref]: build model images (content-tagged, reused when unchanged)"
+	@echo "make build   [MODEL=name|all] [BASE_IMAGE=ref] [PRUNE=1]: build model images (content-tagged, reused when unchanged)"
 	@echo "make run ... RUNNER=container [GPUS=0,1] [MEMORY=16g]: one container per run"
 	@echo "make lock    re-resolve requirements.txt into requirements.lock (what the images install)"
 	@echo "make test-containers  build the DAN image and check container runs for real (needs make engine)"
@@ -87,7 +87,7 @@ engine:
 	docker/engine.sh up
 
 build: venv
-	$(PY) -m harness build --model $(MODEL)
+	$(PY) -m harness build --model $(MODEL) $(if $(PRUNE),--prune)
 
 lock: venv
 	$(PY) -m harness lock

@@ -14,6 +14,8 @@ from common.datasets import dataset_names
 from harness.collect import collect
 from harness.engine import EngineError
 from harness.plan import plan
+from harness.predict import register as register_predict
+from harness.profile import register as register_profile
 from harness.regress import register as register_regress
 from harness.runners import RUNNERS, get_runner
 
@@ -219,6 +221,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     models = expand(args.model, config.model_names_on_disk(), "model")
     summary = images.build(models, base_image=args.base_image, force=args.force)
+    if args.prune:
+        gone = images.prune(models, base_image=args.base_image)
+        print(f"pruned {len(gone)} outdated image(s)" + (f": {', '.join(gone)}" if gone else ""))
     print("\nmodel      image                                   size      built")
     for model, info in summary.items():
         print(f"{model:10s} {info['tag']:39s} {info['size_mb'] / 1000:5.2f} GB  "
@@ -268,11 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ddof", type=int, default=1, choices=[0, 1], help="std ddof (reference table: 0)")
     p.set_defaults(func=cmd_report)
     register_regress(sub)
+    register_profile(sub)
+    register_predict(sub)
     p = sub.add_parser("build", help="build the model images (tag from content; unchanged ones are reused)")
     p.add_argument("--model", default="all", help="model name(s), comma-separated, or 'all' (default: all)")
     p.add_argument("--base-image", default=None,
                    help="upstream image the base is built from (default: $FER_BASE_IMAGE, else the pinned Debian)")
     p.add_argument("--force", action="store_true", help="rebuild even when an image with the tag exists")
+    p.add_argument("--prune", action="store_true",
+                   help="then remove these models' outdated images and bases no image uses any more")
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("lock", help="resolve requirements.txt into requirements.lock (exact versions, hashes)")
     p.set_defaults(func=cmd_lock)

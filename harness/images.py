@@ -169,3 +169,26 @@ def build(models: list[str], base_image: str | None = None, force: bool = False)
         summary[model] = {"tag": tag, "built": built, "seconds": round(time.monotonic() - t0, 1), **info}
         print(f"[{i}/{len(models)}] {tag}: {info['size_mb']:.0f} MB, id {info['id'][:19]}", flush=True)
     return summary
+
+
+def prune(models: list[str], base_image: str | None = None) -> list[str]:
+    """Remove this suite's images that the current tree no longer builds: other tags of `models`, then
+    base images no image uses any more. Returns the removed tags."""
+    import docker
+
+    client = engine.connect()
+    keep = {image_tag(m, base_image) for m in models} | {base_tag(base_image)}
+    removed: list[str] = []
+    repos = [f"{REPO}/{m}" for m in models] + [f"{REPO}/base"]
+    for repo in repos:  # model images first: a base still used by one of them cannot go
+        for image in client.images.list(name=repo):
+            for tag in image.tags:
+                short = tag.removeprefix("localhost/")
+                if short.startswith(repo + ":") and short not in keep:
+                    try:
+                        client.images.remove(tag)
+                        removed.append(short)
+                    except docker.errors.APIError as e:  # still used by an image of another model
+                        print(f"kept {short}: {e.explanation or e}", flush=True)
+    client.images.prune(filters={"dangling": True})  # untagged layers left by earlier builds
+    return removed

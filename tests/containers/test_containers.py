@@ -107,6 +107,13 @@ def test_unchanged_model_is_not_rebuilt(dan_image):
     assert time.monotonic() - t0 < 60
 
 
+def test_prune_keeps_the_current_images_only(client, dan_image):
+    images.prune(["dan"])
+    tags = {t.removeprefix("localhost/") for i in client.images.list(name="fer-crossval/dan") for t in i.tags}
+    assert tags == {dan_image}
+    assert engine.image_exists(client, images.base_tag())
+
+
 def test_container_run_matches_local_run(client, dan_image, cache, tmp_path):
     local, boxed = tmp_path / "local", tmp_path / "container"
     p1 = harness("run", "--runner", "local", results=local, cache=cache)
