@@ -18,6 +18,8 @@ from harness.predict import register as register_predict
 from harness.profile import register as register_profile
 from harness.regress import register as register_regress
 from harness.runners import RUNNERS, get_runner
+from harness.runners.slurm import SlurmError
+from harness.stats import IN_PROGRESS
 
 
 def _add_selection(ap: argparse.ArgumentParser) -> None:
@@ -70,7 +72,7 @@ def _plan(args: argparse.Namespace):
         _check_results(args.results, write=True)
     # Another sweep's runs (their folders are locked) are left alone, and the user is told why.
     for p in planned:
-        if p.state in ("running", "starting") and args.command == "run":
+        if p.state in ("running", "starting", "queued") and args.command == "run":
             print(f"skipping {p.spec.model}/{p.spec.dataset}/iter-{p.spec.iteration}: {p.note}", flush=True)
     return planned
 
@@ -135,21 +137,29 @@ def _gpus(value: str | None) -> list[str]:
 def _runner_options(args: argparse.Namespace) -> dict:
     """Options of the chosen runner; a container-only option with another runner is an error."""
     per_runner = {"container": {"memory": args.memory, "shm_size": args.shm_size, "cpus": args.cpus},
-                  "local": {"launch_prefix": args.launch_prefix}}
+                  "local": {"launch_prefix": args.launch_prefix},
+                  "slurm": {"partition": args.partition, "slurm_time": args.slurm_time,
+                            "gpus_per_run": args.gpus_per_run, "slurm_args": args.slurm_args,
+                            "max_requeue": args.max_requeue}}
     for runner, options in per_runner.items():
         given = [k for k, v in options.items() if v is not None]
         if given and runner != args.runner:
             raise ValueError(f"--{given[0].replace('_', '-')} applies to --runner {runner} only (runner: {args.runner})")
-    return {k: v for k, v in per_runner.get(args.runner, {}).items() if v is not None}
+    options = {k: v for k, v in per_runner.get(args.runner, {}).items() if v is not None}
+    if args.runner == "slurm":
+        options["results"] = args.results  # where the job logs go, beside the runs
+    return options
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     gpus = _gpus(args.gpus)
     options = _runner_options(args)
-    if args.jobs is None:
+    if args.runner == "slurm":
+        pass  # a cluster: each run gets CPUs of its own; JOBS, if given, caps the tasks running at once
+    elif args.jobs is None:
         # One run per GPU when GPUs are given; otherwise the profile's parallelism.
         args.jobs = len(gpus) or int(config.profile(args.profile).get("jobs", 1))
-    if not gpus:
+    if not gpus and args.runner != "slurm":
         args.overrides = _threads_for(args.jobs, args.overrides)
     planned = _plan(args)
     _prepare_generated(planned)
@@ -175,7 +185,7 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
         print(f"no runs under {args.results}/runs yet")
         return 0
     print(f"wrote {summary} ({len(df)} runs)")
-    failed = 0
+    failed = waiting = 0
     rendered: dict[str, Path] = {}
     # One table set per protocol folder, so quick and full (or tagged variants) are never averaged together.
     # Every protocol is rendered, because the report page shows them all; only the requested ones are printed.
@@ -196,13 +206,22 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
         for ds, grp in done.groupby("dataset"):
             rate = pd.to_numeric(grp["majority_rate"]).mean()
             print(f"majority-class rate of the {ds} test folds: {rate:.3f} (a model must beat this)")
-        failed += int((shown["status"] != "done").sum())
+        failed += int((~shown["status"].isin(("done", *IN_PROGRESS))).sum())
+        waiting += int(shown["status"].isin(IN_PROGRESS).sum())
     page = build_page(args.results, rendered, ddof=args.ddof)
     if not quiet:
         print(f"\nreport page: {page}")
+    if waiting:
+        print(f"\n{waiting} run(s) queued or still running (make status shows where they stand)")
     if failed:
         print(f"\n{failed} run(s) did not finish; see status/error columns in {summary}")
     return 1 if failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from harness.status import show
+
+    return show(_plan(args))
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -263,8 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--launch-prefix", default=None,
                    help="local runner: command put before `python -m common.run SPEC`, e.g. "
                         "'apptainer exec --nv --pwd /opt/fer-crossval --bind /data dan.sif'")
+    p.add_argument("--partition", default=None, help="slurm runner: the partition to submit to (default: the cluster's)")
+    p.add_argument("--slurm-time", default=None, help="slurm runner: time limit per run, e.g. 08:00:00 (the default)")
+    p.add_argument("--gpus-per-run", type=int, default=None, help="slurm runner: GPUs each run asks for")
+    p.add_argument("--slurm-args", default=None, help="slurm runner: more sbatch options, e.g. \"--qos=high --account=lab\"")
+    p.add_argument("--max-requeue", type=int, default=None,
+                   help="slurm runner: how often a run reaching its time limit is requeued to go on (default 3)")
     p.add_argument("--ddof", type=int, default=1, choices=[0, 1], help="std ddof (reference table: 0)")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("status", help="where every run of a selection stands: queued, running, done, failed")
+    _add_selection(p)
+    p.set_defaults(func=cmd_status)
     p = sub.add_parser("collect", help="compute metrics from predictions into results/summary.csv")
     p.add_argument("--results", type=Path, default=Path("results"))
     p.set_defaults(func=cmd_collect)
@@ -289,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_args(args)
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, PermissionError, EngineError) as e:
+    except (ValueError, KeyError, FileNotFoundError, PermissionError, EngineError, SlurmError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {msg}")
         return 2

@@ -22,8 +22,9 @@ from common.splits import protocol_id
 # or outside the runs/<model>/<dataset>/<protocol>/ depth that collect reads.
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 TERMINAL = ("done", "failed", "timeout", "killed", "interrupted")
-# States a sweep leaves alone: finished, or owned by a live process (another sweep's run).
-SKIPPED = ("done", "running", "starting")
+# States a sweep leaves alone: finished, owned by a live process (another sweep's run), or waiting in a
+# SLURM queue (harness/runners/slurm.py refreshes that from the cluster before deciding).
+SKIPPED = ("done", "running", "starting", "queued")
 # What a run needs to continue mid-training (common/train.py): kept in place when the same spec is
 # run again, so an interrupted, killed or requeued run goes on from its last finished epoch.
 RESUME_FILES = ("last.pt", "best.pt", "train_log.jsonl")

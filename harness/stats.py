@@ -14,7 +14,7 @@ import pandas as pd
 # so a new status never drops runs from the counts or stops a report.
 STATUSES = ("done", "failed", "timeout", "killed", "interrupted", "damaged")
 # Runs without an outcome yet (another sweep is still running them): not part of any table.
-IN_PROGRESS = ("running", "pending")
+IN_PROGRESS = ("running", "pending", "queued")  # queued: submitted to SLURM
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 REQUIRED_COLUMNS = ("model", "dataset", "protocol", "iteration", "status", "pretrained", "split_hash",
                     "error_class", *METRICS)

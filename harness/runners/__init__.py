@@ -8,8 +8,10 @@ from typing import Callable
 
 from harness.runners.container import run_container
 from harness.runners.local import run_local
+from harness.runners.slurm import run_slurm
 
-RUNNERS: dict[str, Callable[..., list[dict]]] = {"local": run_local, "container": run_container}
+# slurm submits and returns at once (detached); `python -m harness status` follows its runs.
+RUNNERS: dict[str, Callable[..., list[dict]]] = {"local": run_local, "container": run_container, "slurm": run_slurm}
 
 
 def get_runner(name: str) -> Callable[..., list[dict]]:
