@@ -49,3 +49,18 @@ def train_transform(spec: InputSpec, cfg: dict[str, Any]) -> T.Compose:
 
 def eval_transform(spec: InputSpec, cfg: dict[str, Any]) -> T.Compose:
     return T.Compose([resize_op(spec, image_size(spec, cfg)), T.ToTensor(), T.Normalize(spec.mean, spec.std)])
+
+
+def batch_train_transform(spec: InputSpec, cfg: dict[str, Any]):
+    """The train pipeline above for whole uint8 batches of resized images (common/augment.py);
+    `augment.randaugment` has no batched version (common/data.py keeps the per-image path for it)."""
+    from common.augment import BatchAugment
+
+    aug = cfg["augment"]
+    if aug["randaugment"]:
+        raise ValueError(f"augment.randaugment={aug['randaugment']!r} has no batched version; "
+                         "use augment.batched=false")
+    return BatchAugment(mean=tuple(spec.mean), std=tuple(spec.std), hflip=bool(aug["hflip"]),
+                        random_apply_p=float(aug["random_apply_p"]), rotation=float(aug["rotation"]),
+                        crop_padding=int(aug["crop_padding"]), erasing=float(aug["erasing"]),
+                        erasing_scale=tuple(aug["erasing_scale"]))

@@ -134,3 +134,11 @@ def test_one_iteration_with_and_without_the_cache_predicts_the_same(tmp_path: Pa
     assert (plain / "train_log.jsonl").read_text().count("train_loss") == 2
     losses = [line.split('"val_loss"')[0] for line in (plain / "train_log.jsonl").read_text().splitlines()]
     assert losses == [line.split('"val_loss"')[0] for line in (cached / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_a_batched_augmentation_run_says_so_and_reads_the_cache(tmp_path: Path, monkeypatch) -> None:
+    run_dir = _run(tmp_path / "batched", tmp_path / "cache", monkeypatch, "augment.batched=true")
+    status = read_json(run_dir / "status.json")
+    assert status["status"] == "done" and status["data_path"]["augmentation"] == "batched"
+    assert status["data_path"]["decoded_cache"]
+    assert (run_dir / "train_log.jsonl").read_text().count("train_loss") == 2
