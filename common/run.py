@@ -15,6 +15,7 @@ the run stops as `interrupted` when that process is gone, so a killed harness le
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
@@ -103,6 +104,33 @@ def write_predictions(path: Path, ids: list[str], idx: np.ndarray, labels: np.nd
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def peak_memory_mb(device: Any) -> float:
+    """Peak memory of this process so far: CUDA peak allocated on a GPU, peak RSS on the CPU."""
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    # ru_maxrss is KiB on Linux (bytes on macOS)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(rss / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
+def training_cost(log_path: Path, n_batches: int, batch_size: int, n_train: int, drop_last: bool,
+                  device: Any) -> dict[str, Any]:
+    """What the run's training cost, measured on the run itself: seconds per epoch (the mean of
+    train_log.jsonl's epoch times, so epochs done before a resume count too; an epoch's time includes
+    its validation pass), training images per second, and peak memory."""
+    rows = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    seconds = [float(r["seconds"]) for r in rows]
+    per_epoch = n_batches * batch_size if drop_last else n_train
+    s_per_epoch = sum(seconds) / len(seconds) if seconds else None
+    return {"s_per_epoch": round(s_per_epoch, 3) if s_per_epoch else None,
+            "train_images_per_s": round(per_epoch / s_per_epoch, 2) if s_per_epoch else None,
+            "peak_memory_mb": peak_memory_mb(device)}
+
+
 def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     import torch
 
@@ -155,6 +183,8 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     log(f"{spec.model}: {n_params / 1e6:.2f}M parameters on {status['device']}, "
         f"{tcfg['epochs']} epochs of {len(train_loader)} batches")
     result = fit(task, train_loader, val_loader, cfg, run_dir, device, log=log, spec_hash=spec.hash)
+    status.update(training_cost(run_dir / "train_log.jsonl", len(train_loader), tcfg["batch_size"],
+                                len(train_idx), tcfg["drop_last"], device))
     idx, labels, logits = predict(task, test_loader, device, bool(tcfg["amp"]) and device.type == "cuda")
     write_predictions(run_dir / "predictions.csv", pool.ids, idx, labels, logits, pool.class_names)
     metrics = compute(labels, logits.argmax(1), len(pool.class_names))
@@ -163,6 +193,10 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     log(f"selected epoch {result.best_epoch} (val acc {result.best_val_accuracy:.4f}); test acc {test_acc:.4f}")
     if not tcfg["keep_checkpoint"]:
         (run_dir / "best.pt").unlink(missing_ok=True)
+    else:  # `make predict` checks that best.pt is this run's own checkpoint, not one copied in
+        from common.checkpoint import sha256
+
+        status["checkpoint_sha256"] = sha256(run_dir / "best.pt")
     status.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run, stopped_early=result.stopped_early,
                   best_val_accuracy=result.best_val_accuracy, num_params=n_params, class_names=pool.class_names,
                   resumes=result.resumes)

@@ -22,6 +22,8 @@ SUMMARY_COLUMNS = [
     "model", "dataset", "protocol", "iteration", "status", "accuracy", "balanced_accuracy", "macro_f1",
     "majority_rate", "n_train", "n_val", "n_test", "best_epoch", "epochs_run", "wall_s", "pretrained", "image",
     "profile", "split_hash", "spec_hash", "error_class", "error_message", "git_commit", "run_dir",
+    # What the run's training cost, measured by the run itself (common/run.training_cost).
+    "train_images_per_s", "s_per_epoch", "peak_memory_mb",
 ]
 
 
@@ -64,7 +66,8 @@ def collect_run(run_dir: Path, results: Path) -> dict[str, Any]:
         return _damaged(row, f"{status_path}: unreadable ({type(e).__name__}: {e})")
     row["status"] = status.get("status", "pending")
     for key in ("n_train", "n_val", "n_test", "best_epoch", "epochs_run", "wall_s", "split_hash",
-                "error_class", "error_message", "git_commit", "image"):
+                "error_class", "error_message", "git_commit", "image", "train_images_per_s", "s_per_epoch",
+                "peak_memory_mb"):
         if status.get(key) is not None:
             row[key] = status[key]
     row["pretrained"] = (status.get("pretrained") or {}).get("summary", "")
