@@ -45,6 +45,8 @@ help:
 	@echo "make list    models, datasets, profiles"
 	@echo "make align   DATASET=expw SRC=raw DST=aligned [ALIGN_ARGS=...]"
 	@echo "make test    the test suite"
+	@echo "make profile [MODEL=all|name,...] [DEVICE=auto|cpu|cuda] [THREADS=N]: parameters, GMACs, speed, memory per model"
+	@echo "make predict RUN=results/runs/<model>/<dataset>/<protocol>/iter-<k> IMAGES=dir [ALIGN=1] [OUT=dir] [RUNNER=container]"
 	@echo "make regress [MODEL=all|name,...] [DATASET=synthetic] [RUNNER=local|container] [UPDATE=1] [DATA_ROOT=dir]: short CPU runs vs baselines"
 	@echo "make engine  install/start Podman's Docker-compatible service and a local base image (no Docker needed)"
 	@echo "make build   [MODEL=name|all] [BASE_IMAGE=ref] [PRUNE=1]: build model images (content-tagged, reused when unchanged)"
@@ -106,3 +108,22 @@ regress: venv
 	$(PY) -m harness regress --model $(REGRESS_MODEL) --dataset $(DATASET) --results $(RESULTS) $(if $(RUNNER),--runner $(RUNNER)) \
 		$(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(JOBS),--jobs $(JOBS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
 		$(if $(strip $(SET)),--set "$$SET") $(if $(filter 1 yes true,$(UPDATE)),--update)
+
+# Efficiency (harness/profile.py): parameters, GMACs, latency, throughput and peak memory of each model on
+# this machine, into $(RESULTS)/profile/<device>.csv and tables. MODEL defaults to all eight here.
+# DEVICE: auto|cpu|cuda; THREADS: torch CPU threads.
+PROFILE_MODEL = $(if $(filter file,$(origin MODEL)),all,$(MODEL))
+DEVICE  ?= auto
+THREADS ?=
+.PHONY: profile predict
+profile: venv
+	$(PY) -m harness profile --model $(PROFILE_MODEL) --device $(DEVICE) --results $(RESULTS) \
+		$(if $(THREADS),--threads $(THREADS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(strip $(SET)),--set "$$SET")
+
+# A finished run on new photos (harness/predict.py): make predict RUN=results/runs/.../iter-0 IMAGES=photos/ [ALIGN=1]
+# [OUT=dir] [RUNNER=container] [GPUS=0].
+predict: venv
+	$(PY) -m harness predict --run "$(RUN)" --images "$(IMAGES)" --results $(RESULTS) --runner $(RUNNER) \
+		$(if $(filter 1 yes true,$(ALIGN)),--align) $(if $(OUT),--out "$(OUT)") $(if $(THREADS),--threads $(THREADS)) \
+		$(if $(GPUS),--gpus $(GPUS) --device cuda,--device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))) \
+		$(if $(MEMORY),--memory $(MEMORY))
