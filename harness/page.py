@@ -19,6 +19,7 @@ from common.io import atomic_path, atomic_write_text
 from harness.analysis import Analysis, analyse, cd_png, confusion_stem, pairwise_png, reference_png, slug
 from harness.names import METRIC_NAMES, dataset_name, model_name
 from harness.report import DEFAULT_METRICS, _environment, build_context
+from harness.profile import page_context as profile_page_context
 from harness.significance import ALPHA
 from harness.stats import IN_PROGRESS, read_summary
 
@@ -129,7 +130,8 @@ def build_page(results: Path, protocol_dirs: dict[str, Path], ddof: int = 1,
                 if not read_summary(Path(d) / "summary.csv").empty]
     columns, runs, counts = _inventory(results / "summary.csv")
     html = _environment().get_template("index.html").render(
-        sections=sections, columns=columns, runs=runs, counts=counts, ddof=ddof, alpha=ALPHA)
+        sections=sections, columns=columns, runs=runs, counts=counts, ddof=ddof, alpha=ALPHA,
+        profile=profile_page_context(results, report_dir))
     page = report_dir / "index.html"
     atomic_write_text(page, html)
     return page

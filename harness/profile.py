@@ -19,7 +19,7 @@ from typing import Any
 
 from common.config import ROOT
 from common.io import atomic_write_text, read_json
-from harness.names import model_name
+from harness.names import MODEL_NAMES, model_name, ordered
 
 COLUMNS = ["model", "dataset", "image_size", "params_m", "trainable_params_m", "gmacs", "latency_ms", "batch",
            "infer_images_per_s", "train_batch", "train_images_per_s", "peak_memory_mb", "memory_kind", "device",
@@ -116,8 +116,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
     # Rows of models not measured this time stay, so `MODEL=dan` then `MODEL=adadf` build one table.
     old = {r["model"]: r for r in read_profiles(args.results).get(device, [])}
     merged = {**old, **{r["model"]: r for r in rows}}
-    from harness.names import MODEL_NAMES, ordered
-
     final = [merged[m] for m in ordered(merged, MODEL_NAMES)]
     write_csv(final, path)
     tables = render_tables(device, [{k: str(v) for k, v in r.items()} for r in final], out_dir)
@@ -140,3 +138,65 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="config overrides for every model, e.g. data.image_size=112")
     p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
     p.set_defaults(func=cmd_profile)
+
+
+# ---- the report page: the profile tables and accuracy against cost ------------------------------
+
+# x axes of the efficiency plots: (profile column, axis label, file stem).
+COST_AXES = [("gmacs", "GMACs per image (forward pass)", "gmacs"),
+             ("infer_images_per_s", "inference throughput (images/s)", "throughput")]
+
+
+def plot_accuracy_vs_cost(summary: "pd.DataFrame", rows: list[dict[str, str]], column: str, label: str,
+                          path: Path, metric: str = "accuracy") -> Path | None:
+    """One point per model and dataset: mean `metric` of the done runs against the model's measured cost."""
+    import pandas as pd
+
+    from harness.names import DATASET_NAMES, dataset_name
+    from harness.plots import _figure, _save
+
+    cost = {r["model"]: float(r[column]) for r in rows if not r.get("error") and r.get(column)}
+    done = summary[(summary["status"] == "done") & summary["model"].isin(list(cost))]
+    if done.empty:
+        return None
+    means = done.assign(value=pd.to_numeric(done[metric])).groupby(["dataset", "model"])["value"].mean()
+    fig = _figure(6.5, 4.2)
+    ax = fig.add_subplot()
+    for dataset in ordered(set(means.index.get_level_values(0)), DATASET_NAMES):
+        sub = means.loc[dataset]
+        ax.scatter([cost[m] for m in sub.index], sub.values, label=dataset_name(dataset))
+        for m, v in sub.items():
+            ax.annotate(model_name(m), (cost[m], v), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(label)
+    ax.set_ylabel(f"mean {metric.replace('_', ' ')}")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def page_context(results: Path, report_dir: Path) -> list[dict[str, Any]]:
+    """Per device: the HTML table (rendered with autoescape) and, per protocol, the accuracy-vs-cost
+    plots, written beside the page. Empty when `make profile` has not been run."""
+    import pandas as pd
+    from markupsafe import Markup
+
+    from harness.analysis import slug
+    from harness.report import _environment
+
+    profiles = read_profiles(results)
+    summary_csv = Path(results) / "summary.csv"
+    summary = pd.read_csv(summary_csv, dtype=str, keep_default_na=False) if summary_csv.is_file() else None
+    out = []
+    for device, rows in profiles.items():
+        html = _environment().get_template("profile.html").render(**table_context(device, rows))
+        plots = []
+        for proto in sorted(set(summary["protocol"])) if summary is not None and not summary.empty else []:
+            for column, label, stem in COST_AXES:
+                name = f"efficiency_{slug(proto)}_{device}_{stem}.png"
+                made = plot_accuracy_vs_cost(summary[summary["protocol"] == proto], rows, column, label,
+                                             report_dir / name)
+                if made is not None:
+                    plots.append({"image": name, "caption": f"{proto}: accuracy against {label} on {device}"})
+        out.append({"device": device, "table": Markup(html), "csv": f"../profile/{device}.csv", "plots": plots})
+    return out

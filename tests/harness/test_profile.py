@@ -27,3 +27,27 @@ def test_harness_profile_writes_csv_and_tables(harness) -> None:
         assert float(row[key]) > 0, key
     for fmt in ("md", "html", "tex"):
         assert "tiny" in (folder / f"profile_cpu.{fmt}").read_text()
+
+
+def test_report_shows_profile_and_accuracy_against_cost(harness) -> None:
+    run = harness("run", "--model", "tiny", "--dataset", "synthetic", "--profile", "quick", "--iterations", "1")
+    assert run.returncode == 0, run.stdout[-2000:]
+    proc = harness("profile", "--model", "tiny", "--device", "cpu", "--threads", "1", "--batch", "4",
+                   "--train-batch", "4", "--warmup", "0", "--repeats", "1", "--set", "data.image_size=32")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert harness("report").returncode == 0
+    page = (harness.results / "report" / "index.html").read_text()
+    assert 'id="efficiency"' in page and "GMACs" in page and "<td>tiny</td>" in page
+    pngs = sorted(p.name for p in (harness.results / "report").glob("efficiency_*_cpu_*.png"))
+    assert [p.rsplit("_", 1)[1] for p in pngs] == ["gmacs.png", "throughput.png"]
+    assert all((harness.results / "report" / p).stat().st_size > 1000 for p in pngs)
+
+
+def test_profile_and_predict_stay_torch_free() -> None:
+    import subprocess
+    import sys
+
+    from tests.harness.conftest import REPO
+
+    code = "import sys, harness.cli, harness.profile, harness.predict; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
