@@ -203,15 +203,16 @@ def test_ctrl_c_stops_and_removes_the_container(client, dan_image, cache, tmp_pa
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "harness", "run", "--results", str(results), "--runner", "container",
            "--model", "dan", "--dataset", "synthetic", "--profile", "quick", "--iterations", "1",
-           "--set", *TINY, "train.epochs=20"]
+           "--set", *TINY, "train.epochs=1000"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env(cache), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not run_containers(client) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    deadline = time.monotonic() + 180
+    while not list(results.glob("runs/dan/synthetic/*/iter-0/train_log.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.5)  # until the run is training inside its container
     assert run_containers(client), "no run container appeared"
-    time.sleep(8)  # let the run get into training
+    t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
+    assert time.monotonic() - t0 < 30, "the run did not stop within the grace period"
     assert proc.returncode == 130, out[-3000:]
     assert status_of(results)["status"] == "interrupted"
     assert run_containers(client) == []
