@@ -72,8 +72,11 @@ def _plan(args: argparse.Namespace):
         _check_results(args.results, write=True)
     # Another sweep's runs (their folders are locked) are left alone, and the user is told why.
     for p in planned:
+        name = f"{p.spec.model}/{p.spec.dataset}/iter-{p.spec.iteration}"
         if p.state in ("running", "starting", "queued") and args.command == "run":
-            print(f"skipping {p.spec.model}/{p.spec.dataset}/iter-{p.spec.iteration}: {p.note}", flush=True)
+            print(f"skipping {name}: {p.note}", flush=True)
+        elif p.state == "stale" and args.command == "run":
+            print(f"redoing {name}: {p.note} (the old result is moved to superseded/)", flush=True)
     return planned
 
 
@@ -94,7 +97,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     planned = _plan(args)
     for p in planned:
-        print(f"{p.state:12s} {p.spec.model:9s} {p.spec.dataset:10s} iter {p.spec.iteration}  {p.spec.hash}  {p.run_dir}")
+        print(f"{p.state:12s} {p.spec.model:9s} {p.spec.dataset:10s} iter {p.spec.iteration}  {p.spec.hash}  {p.run_dir}"
+              + (f"  ({p.note})" if p.note else ""))
     counts = Counter(p.state for p in planned)
     print(f"{len(planned)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
           + f"; {sum(p.todo for p in planned)} would run")

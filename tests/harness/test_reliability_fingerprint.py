@@ -26,7 +26,7 @@ def _plan(root: Path, results: Path, **kw):
     return plan("dan", "rafdb", "full", "2", None, results, str(root), **kw)
 
 
-def test_relabelled_or_realigned_data_is_stale_and_a_moved_copy_is_not(tmp_path) -> None:
+def test_relabelled_or_realigned_data_is_stale_and_a_moved_copy_is_not(tmp_path, capsys) -> None:
     results = tmp_path / "results"
     d = write_rafdb(tmp_path / "data", SAMPLES)
     for p in _plan(tmp_path / "data", results):
@@ -43,6 +43,9 @@ def test_relabelled_or_realigned_data_is_stale_and_a_moved_copy_is_not(tmp_path)
     stale = _plan(tmp_path / "data", results)
     assert [p.state for p in stale] == ["stale", "stale"]
     assert stale[0].note == "the dataset changed (label_sha256)"
+    assert main(["plan", "--model", "dan", "--dataset", "rafdb", "--iterations", "2", "--data-root",
+                 str(tmp_path / "data"), "--results", str(results)]) == 0
+    assert "stale" in capsys.readouterr().out.split("(the dataset changed (label_sha256))")[0]
 
     # Re-aligned images (other bytes, other size) in the untouched copy: stale too.
     image = tmp_path / "copy" / "raf-basic" / rafdb.IMAGE_FOLDER / "train_00000_aligned.jpg"
