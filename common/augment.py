@@ -28,11 +28,6 @@ ERASE_RATIO = (0.3, 3.3)
 ERASE_ATTEMPTS = 10
 
 
-def hflip(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
-    flip = torch.rand(x.shape[0], device=x.device) < p
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
-
-
 def rotation_angles(n: int, degrees: float, device: torch.device | None = None) -> torch.Tensor:
     """RandomRotation's draw: U(-degrees, degrees), per sample."""
     return (torch.rand(n, device=device) * 2 - 1) * degrees
@@ -59,12 +54,9 @@ def crop_offsets(n: int, padding: int, device: torch.device | None = None) -> tu
 
 def padded_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, padding: int) -> torch.Tensor:
     """Zero-pad by `padding`, then cut each sample's size x size window at (top, left)."""
-    b, c, h, w = x.shape
+    h, w = x.shape[-2:]
     padded = F.pad(x, (padding, padding, padding, padding))
-    rows = (top[:, None] + torch.arange(h, device=x.device))[:, :, None]  # [B, H, 1]
-    cols = (left[:, None] + torch.arange(w, device=x.device))[:, None, :]  # [B, 1, W]
-    batch = torch.arange(b, device=x.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    return torch.stack([padded[k, :, t:t + h, l:l + w] for k, (t, l) in enumerate(zip(top.tolist(), left.tolist()))])
 
 
 def erase_boxes(n: int, h: int, w: int, scale: tuple[float, float],
@@ -87,14 +79,15 @@ def erase_boxes(n: int, h: int, w: int, scale: tuple[float, float],
 
 
 def erase(x: torch.Tensor, p: float, scale: tuple[float, float]) -> torch.Tensor:
+    """RandomErasing(p, scale, value=0) on each image of a float batch, in place (returned)."""
     b, _, h, w = x.shape
     top, left, eh, ew, valid = erase_boxes(b, h, w, scale, x.device)
     valid &= torch.rand(b, device=x.device) < p
-    ys = torch.arange(h, device=x.device)[None, :, None]
-    xs = torch.arange(w, device=x.device)[None, None, :]
-    box = ((ys >= top[:, None, None]) & (ys < (top + eh)[:, None, None]) &
-           (xs >= left[:, None, None]) & (xs < (left + ew)[:, None, None]) & valid[:, None, None])
-    return x.masked_fill(box[:, None], 0.0)
+    # One slice assignment per erased image: far cheaper than a [B, H, W] mask over the batch.
+    for k in valid.nonzero().flatten().tolist():
+        t, l = int(top[k]), int(left[k])
+        x[k, :, t:t + int(eh[k]), l:l + int(ew[k])] = 0
+    return x
 
 
 @dataclass
@@ -111,29 +104,42 @@ class BatchAugment:
     erasing_scale: tuple[float, float] = (0.02, 0.33)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float()
+        # Geometry on uint8 and only on the samples drawn for it (nearest rotation and integer crops
+        # move pixels without making new values); then one conversion to float, in NCHW order, and
+        # Normalize as one multiply-subtract (equal to ToTensor + Normalize up to float rounding).
+        x = images.clone()  # the caller's batch stays as it was
+        n = x.shape[0]
         if self.hflip:
-            x = hflip(x)
+            flip = torch.rand(n, device=x.device) < 0.5
+            if flip.any():
+                x[flip] = x[flip].flip(-1)
         if self.random_apply_p > 0 and (self.rotation or self.crop_padding):
-            chosen = torch.rand(x.shape[0], device=x.device) < self.random_apply_p
-            y = x
-            if self.rotation:
-                y = rotate(y, rotation_angles(x.shape[0], self.rotation, x.device))
-            if self.crop_padding:
-                y = padded_crop(y, *crop_offsets(x.shape[0], self.crop_padding, x.device), self.crop_padding)
-            x = torch.where(chosen[:, None, None, None], y, x)
-        mean = torch.tensor(self.mean, device=x.device)[None, :, None, None]
+            chosen = torch.rand(n, device=x.device) < self.random_apply_p
+            # Parameters are drawn for every sample, so the draws do not depend on how many were chosen.
+            angles = rotation_angles(n, self.rotation, x.device) if self.rotation else None
+            offsets = crop_offsets(n, self.crop_padding, x.device) if self.crop_padding else None
+            if chosen.any():
+                y = x[chosen]
+                if angles is not None:
+                    y = rotate(y.float(), angles[chosen]).to(torch.uint8)
+                if offsets is not None:
+                    y = padded_crop(y, offsets[0][chosen], offsets[1][chosen], self.crop_padding)
+                x[chosen] = y
         std = torch.tensor(self.std, device=x.device)[None, :, None, None]
-        x = (x / 255 - mean) / std
+        mean = torch.tensor(self.mean, device=x.device)[None, :, None, None]
+        out = x.to(torch.float32, memory_format=torch.contiguous_format).mul_(1 / (255 * std)).sub_(mean / std)
         if self.erasing > 0:
-            x = erase(x, self.erasing, self.erasing_scale)
-        return x
+            out = erase(out, self.erasing, self.erasing_scale)
+        return out
 
 
 def batch_collate(augment: Callable[[torch.Tensor], torch.Tensor]):
     """A DataLoader collate function: stack (uint8 image, label, index) samples, augment the batch."""
 
-    def collate(samples: list[tuple[torch.Tensor, int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def collate(samples: list | tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if isinstance(samples, tuple):  # already a batch (PoolDataset.__getitems__ from the decoded cache)
+            images, labels, index = samples
+            return augment(images), labels, index
         images = torch.stack([s[0] for s in samples])
         labels = torch.tensor([s[1] for s in samples], dtype=torch.int64)
         index = torch.tensor([s[2] for s in samples], dtype=torch.int64)

@@ -39,8 +39,18 @@ class PoolDataset(Dataset):
 
     def _array(self, idx: int) -> np.ndarray:
         if self.images is not None:
-            return np.asarray(self.images[idx])
+            return np.array(self.images[idx])  # a copy: the memory map is read-only
         return np.asarray(self.resize(self.pool.image(idx)), dtype=np.uint8)
+
+    def __getitems__(self, items: list[int]) -> list | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A whole batch at once (the DataLoader calls this when it exists). From the decoded cache
+        without a per-image transform: one fancy-indexed read of the memory map, uint8 [B, 3, S, S]
+        (channels-last strides), instead of B Python-level samples pickled one by one."""
+        if self.transform is not None or self.images is None:
+            return [self[i] for i in items]
+        idx = self.indices[np.asarray(items, dtype=np.int64)]
+        images = torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2)
+        return images, torch.from_numpy(self.pool.labels[idx]), torch.from_numpy(idx)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         idx = int(self.indices[i])

@@ -30,13 +30,13 @@ def _ramp(n: int = 1) -> torch.Tensor:
     return img[None].repeat(n, 1, 1, 1).contiguous()
 
 
-def test_without_augmentation_the_batch_is_exactly_totensor_and_normalize() -> None:
+def test_without_augmentation_the_batch_is_totensor_and_normalize() -> None:
     spec = InputSpec(size=S)
     x = torch.randint(0, 256, (8, 3, S, S), dtype=torch.uint8)
     out = BatchAugment(mean=spec.mean, std=spec.std, hflip=False)(x)
     cfg = {"data": {"image_size": S}}
     ref = torch.stack([eval_transform(spec, cfg)(Image.fromarray(img.permute(1, 2, 0).numpy())) for img in x])
-    assert torch.equal(out, ref)
+    assert out.is_contiguous() and torch.allclose(out, ref, rtol=0, atol=1e-5)
 
 
 def test_flip_rate_is_one_half_as_torchvision() -> None:
@@ -93,7 +93,7 @@ def test_random_apply_fraction_matches_p() -> None:
 
 def test_erased_area_fractions_follow_random_erasing() -> None:
     ones = torch.ones(N, 3, S, S)
-    out = erase(ones, 1.0, (0.02, 0.33))
+    out = erase(ones.clone(), 1.0, (0.02, 0.33))
     ours = (out[:, 0] == 0).flatten(1).float().mean(1).numpy()
     eraser = T.RandomErasing(p=1.0, scale=(0.02, 0.33))
     theirs = np.array([(eraser(torch.ones(3, S, S))[0] == 0).float().mean().item() for _ in range(N)])
@@ -101,7 +101,7 @@ def test_erased_area_fractions_follow_random_erasing() -> None:
     # Box sides are rounded, as torchvision rounds them, so an area can pass 0.33 a little.
     assert (ours > 0).mean() > 0.95 and ours.max() < 0.4 and theirs.max() < 0.4
     # The probability gate: p=0.25 erases about a quarter of the images.
-    gated = (erase(ones, 0.25, (0.02, 0.33))[:, 0] == 0).flatten(1).any(1).float().mean().item()
+    gated = (erase(ones.clone(), 0.25, (0.02, 0.33))[:, 0] == 0).flatten(1).any(1).float().mean().item()
     assert abs(gated - 0.25 * (ours > 0).mean()) < 0.03
 
 
