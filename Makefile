@@ -45,6 +45,7 @@ help:
 	@echo "make list    models, datasets, profiles"
 	@echo "make align   DATASET=expw SRC=raw DST=aligned [ALIGN_ARGS=...]"
 	@echo "make test    the test suite"
+	@echo "make bench   [MODEL=dan] [BENCH_ARGS=\"--size 112 --steps 8\"]: data path vs reference-style loader vs training step (results/bench/bench.json)"
 	@echo "make profile [MODEL=all|name,...] [DEVICE=auto|cpu|cuda] [THREADS=N]: parameters, GMACs, speed, memory per model"
 	@echo "make predict RUN=results/runs/<model>/<dataset>/<protocol>/iter-<k> IMAGES=dir [ALIGN=1] [OUT=dir] [RUNNER=container]"
 	@echo "make regress [MODEL=all|name,...] [DATASET=synthetic] [RUNNER=local|container] [UPDATE=1] [DATA_ROOT=dir]: short CPU runs vs baselines"
@@ -127,3 +128,11 @@ predict: venv
 		$(if $(filter 1 yes true,$(ALIGN)),--align) $(if $(OUT),--out "$(OUT)") $(if $(THREADS),--threads $(THREADS)) \
 		$(if $(GPUS),--gpus $(GPUS) --device cuda,--device $(if $(filter auto,$(DEVICE)),cpu,$(DEVICE))) \
 		$(if $(MEMORY),--memory $(MEMORY))
+
+# Performance (README, "Performance"): this suite's data path, a reference-style loader and the training
+# step side by side on generated data; writes $(RESULTS)/bench/bench.json. DAN unless MODEL is given.
+BENCH_MODEL = $(if $(filter file,$(origin MODEL)),dan,$(MODEL))
+BENCH_ARGS ?=
+.PHONY: bench
+bench: venv
+	$(PY) -m harness bench --model $(BENCH_MODEL) --results $(RESULTS) $(BENCH_ARGS)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from common import config
 from common.datasets import dataset_names
+from harness.bench import register as register_bench
 from harness.collect import collect
 from harness.engine import EngineError
 from harness.plan import plan
@@ -305,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ddof", type=int, default=1, choices=[0, 1], help="std ddof (reference table: 0)")
     p.set_defaults(func=cmd_report)
     register_regress(sub)
+    register_bench(sub)
     register_profile(sub)
     register_predict(sub)
     p = sub.add_parser("build", help="build the model images (tag from content; unchanged ones are reused)")
