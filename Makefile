@@ -66,7 +66,8 @@ venv: $(VENV)/.installed
 
 run: venv
 	$(PY) -m harness run $(RUN_ARGS) --runner $(RUNNER) $(if $(GPUS),--gpus $(GPUS)) $(if $(MEMORY),--memory $(MEMORY)) \
-		$(if $(strip $(LAUNCH)),--launch-prefix "$$LAUNCH") $(if $(JOBS),--jobs $(JOBS)) --ddof $(DDOF) $(if $(TIMEOUT),--timeout $(TIMEOUT))
+		$(if $(strip $(LAUNCH)),--launch-prefix "$$LAUNCH") $(if $(JOBS),--jobs $(JOBS)) --ddof $(DDOF) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
+		$(SLURM_RUN_ARGS)
 
 plan: venv
 	$(PY) -m harness plan $(RUN_ARGS)
@@ -81,7 +82,7 @@ align: venv
 	$(PY) -m preprocess align --dataset $(DATASET) --src $(SRC) --dst $(DST) $(ALIGN_ARGS)
 
 test: venv
-	$(PY) -m pytest -q -m "not containers" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not containers and not slurm" $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
@@ -136,3 +137,28 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: venv
 	$(PY) -m harness bench --model $(BENCH_MODEL) --results $(RESULTS) $(BENCH_ARGS)
+
+# SLURM (README, "Running on a SLURM cluster"): RUNNER=slurm submits the sweep as one job array and returns
+# at once; `make status` follows its runs, `make run` again collects them. SLURM_ARGS reaches the harness
+# whole, through the environment (as SET). `make slurm-up` starts a single-node cluster on this host
+# (harness/cluster/slurm-up.sh, state in .cache/slurm); its config is used when no SLURM_CONF is set.
+PARTITION    ?=
+SLURM_TIME   ?=
+GPUS_PER_RUN ?=
+SLURM_ARGS   ?=
+export SLURM_ARGS
+SLURM_RUN_ARGS = $(if $(PARTITION),--partition $(PARTITION)) $(if $(SLURM_TIME),--slurm-time $(SLURM_TIME)) \
+	$(if $(GPUS_PER_RUN),--gpus-per-run $(GPUS_PER_RUN)) $(if $(strip $(SLURM_ARGS)),--slurm-args "$$SLURM_ARGS")
+ifneq ($(wildcard .cache/slurm/etc/slurm.conf),)
+export SLURM_CONF ?= $(CURDIR)/.cache/slurm/etc/slurm.conf
+endif
+.PHONY: status slurm-up test-slurm
+status: venv
+	$(PY) -m harness status $(RUN_ARGS)
+
+slurm-up:
+	harness/cluster/slurm-up.sh up
+
+# Real SLURM: the single-node cluster is started (or reused); a cluster that cannot start fails the stage.
+test-slurm: venv slurm-up
+	SLURM_CONF=$(CURDIR)/.cache/slurm/etc/slurm.conf $(PY) -m pytest -q -m slurm tests/slurm $(PYTEST_ARGS)

@@ -19,7 +19,7 @@ from harness.predict import register as register_predict
 from harness.profile import register as register_profile
 from harness.regress import register as register_regress
 from harness.runners import RUNNERS, get_runner
-from harness.runners.slurm import SlurmError
+from harness.runners.slurm import SlurmError, check_cluster
 from harness.stats import IN_PROGRESS
 
 
@@ -159,8 +159,8 @@ def _runner_options(args: argparse.Namespace) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     gpus = _gpus(args.gpus)
     options = _runner_options(args)
-    if args.runner == "slurm":
-        pass  # a cluster: each run gets CPUs of its own; JOBS, if given, caps the tasks running at once
+    if args.runner == "slurm":  # a cluster: each run gets CPUs of its own; JOBS, if given, caps the tasks at once
+        check_cluster(options.get("partition"), args.results)  # before the plan makes or checks any data
     elif args.jobs is None:
         # One run per GPU when GPUs are given; otherwise the profile's parallelism.
         args.jobs = len(gpus) or int(config.profile(args.profile).get("jobs", 1))
@@ -204,8 +204,11 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
         rendered[proto] = out_dir
         if quiet or (protocols is not None and proto not in protocols):
             continue
-        print(f"\nprotocol {proto}  (tables, pairwise.csv, ranks.csv and figures in {out_dir}/)\n")
-        print(render_markdown(sub_csv, ddof=args.ddof))
+        if sub["status"].isin(IN_PROGRESS).all():  # e.g. just submitted to SLURM: no table yet
+            print(f"\nprotocol {proto}: no run has finished yet")
+        else:
+            print(f"\nprotocol {proto}  (tables, pairwise.csv, ranks.csv and figures in {out_dir}/)\n")
+            print(render_markdown(sub_csv, ddof=args.ddof))
         shown = sub if cells is None else sub[[(m, d) in cells for m, d in zip(sub["model"], sub["dataset"])]]
         done = shown[shown["status"] == "done"]
         for ds, grp in done.groupby("dataset"):

@@ -57,12 +57,17 @@ def label(p: Planned) -> str:
 
 # ---- on the compute node -------------------------------------------------------------------------
 
+def _ignore_usr2() -> None:
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
 class RunTask(Checkpointable):
     """One task of the array: `python -m common.run SPEC` in the repository, run as a child process
     (its own interpreter, so a preemption signal handled here never lands inside training)."""
 
-    def __init__(self, spec_path: str, python: str, gpus: int = 0) -> None:
+    def __init__(self, spec_path: str, python: str, gpus: int = 0, max_requeue: int = 3, requeued: int = 0) -> None:
         self.spec_path, self.python, self.gpus = spec_path, python, gpus
+        self.max_requeue, self.requeued = max_requeue, requeued
         self._proc: subprocess.Popen | None = None
 
     def __call__(self) -> int:
@@ -72,14 +77,17 @@ class RunTask(Checkpointable):
         env.setdefault("OMP_NUM_THREADS", os.environ.get("SLURM_CPUS_PER_TASK", "1"))
         if self.gpus:
             env["FER_EXPECT_CUDA"] = "1"
-        self._proc = subprocess.Popen([self.python, "-m", "common.run", self.spec_path], cwd=ROOT, env=env)
+        # SLURM signals every process of the job step: the run ignores USR2 (the signal ahead of the time
+        # limit, SIGUSR2's default action would kill it mid-epoch); this task decides what to do (checkpoint).
+        self._proc = subprocess.Popen([self.python, "-m", "common.run", self.spec_path], cwd=ROOT, env=env,
+                                      preexec_fn=_ignore_usr2)
         try:
-            code = self._proc.wait()
+            code = self._wait()
         except UncompletedJobError:
             # No requeue left (submitit raises this from its USR2 handler): the run goes on until
             # SLURM stops the job at its limit, so accounting records it as TIMEOUT, not FAILED.
             print("no requeue left: the run continues until the time limit", flush=True)
-            code = self._proc.wait()
+            code = self._wait()
         if code == EXIT_LOCKED:
             raise RuntimeError(f"{Path(self.spec_path).parent} is locked by another process (see run.lock); "
                                "this task did not run")
@@ -88,9 +96,20 @@ class RunTask(Checkpointable):
                                f"{Path(self.spec_path).parent}")
         return code
 
+    def _wait(self) -> int:
+        """Polled, not a blocking Popen.wait(): submitit's signal handler (checkpoint) runs inside this
+        loop and waits for the run itself, and Popen.wait holds a lock that is not re-entrant."""
+        assert self._proc is not None
+        while (code := self._proc.poll()) is None:
+            time.sleep(0.5)
+        return code
+
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
-        """Preempted, or near the time limit: stop the run (its last.pt stays) and hand submitit a
-        fresh task for the requeued job, which continues from last.pt."""
+        """Signalled ahead of the time limit (or of a preemption): stop the run (its last.pt stays) and
+        hand submitit a fresh task for the requeued job, which continues from last.pt. With no requeue
+        left, None: the run is not stopped and the job ends at its limit (TIMEOUT in accounting)."""
+        if self.requeued >= self.max_requeue:
+            return None
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # the run records `interrupted` and releases its folder
@@ -98,8 +117,8 @@ class RunTask(Checkpointable):
                 proc.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait()
-        return DelayedSubmission(RunTask(self.spec_path, self.python, self.gpus))
+                proc.wait(timeout=STOP_GRACE_S)
+        return DelayedSubmission(RunTask(self.spec_path, self.python, self.gpus, self.max_requeue, self.requeued + 1))
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_proc"}
@@ -154,7 +173,7 @@ def minutes(value: str) -> int:
     else:  # MM
         secs = a * 60
     if secs <= 0:
-        raise ValueError(f"SLURM_TIME / --slurm-time={value!r} must be more than 0")
+        raise ValueError(f"SLURM_TIME / --slurm-time={value!r} must be more than 0, e.g. 08:00:00")
     return -(-secs // 60)
 
 
@@ -313,8 +332,13 @@ def run_slurm(planned: list[Planned], jobs: int | None = None, timeout: float | 
     cpus = max(max(int(p.spec.config["train"]["threads"] or 1), 1 + int(p.spec.config["data"]["num_workers"]))
                for p, _ in prepared)
     params: dict[str, Any] = dict(time=limit, cpus_per_task=cpus, array_parallelism=jobs or len(prepared),
-                                  job_name="fer-crossval", stderr_to_stdout=True, use_srun=False,
+                                  job_name="fer-crossval", stderr_to_stdout=True,
                                   additional_parameters={"hold": True, "chdir": str(ROOT), **extra})
+    if max_requeue == 0:
+        # Nothing to prepare for at the limit: the signal submitit asks for ahead of it becomes a harmless
+        # SIGCONT. (SLURM may send it up to a minute early; on a short limit that can be the first second
+        # of the job, before submitit's handler exists, and USR2 would end the job as FAILED.)
+        params["additional_parameters"]["signal"] = "CONT@90"
     if partition:
         params["partition"] = partition
     if gpus_per_run:
@@ -323,7 +347,7 @@ def run_slurm(planned: list[Planned], jobs: int | None = None, timeout: float | 
     python = sys.executable
     try:
         with executor.batch():
-            pending = [executor.submit(RunTask(str(spec_path.resolve()), python, gpus_per_run))
+            pending = [executor.submit(RunTask(str(spec_path.resolve()), python, gpus_per_run, max_requeue))
                        for _, spec_path in prepared]
     except (FailedJobError, subprocess.CalledProcessError) as e:
         lines = [line for line in str(e).splitlines() if line.strip()]
