@@ -107,12 +107,14 @@ class BatchAugment:
         # Geometry on uint8 and only on the samples drawn for it (nearest rotation and integer crops
         # move pixels without making new values); then one conversion to float, in NCHW order, and
         # Normalize as one multiply-subtract (equal to ToTensor + Normalize up to float rounding).
-        x = images.clone()  # the caller's batch stays as it was
+        x = images.contiguous()  # a copy when the batch comes channels-last from the cache
+        if x.data_ptr() == images.data_ptr():  # the caller's batch stays as it was
+            x = x.clone()
         n = x.shape[0]
         if self.hflip:
             flip = torch.rand(n, device=x.device) < 0.5
-            if flip.any():
-                x[flip] = x[flip].flip(-1)
+            for k in flip.nonzero().flatten().tolist():  # in place, per image: cheaper than a masked copy
+                x[k] = x[k].flip(-1)
         if self.random_apply_p > 0 and (self.rotation or self.crop_padding):
             chosen = torch.rand(n, device=x.device) < self.random_apply_p
             # Parameters are drawn for every sample, so the draws do not depend on how many were chosen.
@@ -133,16 +135,17 @@ class BatchAugment:
         return out
 
 
-def batch_collate(augment: Callable[[torch.Tensor], torch.Tensor]):
-    """A DataLoader collate function: stack (uint8 image, label, index) samples, augment the batch."""
+def batch_collate(augment: Callable[[torch.Tensor], torch.Tensor] | None):
+    """A DataLoader collate function: stack (uint8 image, label, index) samples, then augment the batch
+    (None: leave it uint8, for the training loop to augment on the model's device)."""
 
     def collate(samples: list | tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if isinstance(samples, tuple):  # already a batch (PoolDataset.__getitems__ from the decoded cache)
             images, labels, index = samples
-            return augment(images), labels, index
+            return (augment(images) if augment else images), labels, index
         images = torch.stack([s[0] for s in samples])
         labels = torch.tensor([s[1] for s in samples], dtype=torch.int64)
         index = torch.tensor([s[2] for s in samples], dtype=torch.int64)
-        return augment(images), labels, index
+        return (augment(images) if augment else images), labels, index
 
     return collate

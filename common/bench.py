@@ -7,8 +7,9 @@ values as text), in one process, side by side and with the same worker count:
 
 - reference-style loader: per sample, PIL decode (FER2013: the text row parsed), the model's
   resize and the recipe's per-image torchvision augmentation, as the reference scripts do;
-- this suite's data path: the decoded cache (built once, its time reported apart) read through
-  the batched tensor augmentation (common/augment.py);
+- this suite's data path: the decoded cache (built once, its time reported apart) read as uint8
+  batches by the same number of workers, then the batched tensor augmentation (common/augment.py)
+  on the training device, as a run does it;
 - the compute ceiling: training steps on one in-memory batch (no data loading at all);
 - end to end: training steps fed by the suite's loader.
 """
@@ -98,16 +99,24 @@ class ReferenceFer:
         return self.transform(Image.fromarray(pixels).convert("RGB")), int(self.labels[i])
 
 
-def images_per_s(loader: Any, epochs: int = 3) -> float:
+def images_per_s(loader: Any, epochs: int = 3, transform: Callable | None = None, device: Any = None) -> float:
     """Samples per second over `epochs` passes, after one warm-up batch (worker start-up excluded;
-    the workers persist across passes, as they would over a run's epochs)."""
+    the workers persist across passes, as they would over a run's epochs). `transform`: the batched
+    augmentation, applied to each batch on `device` as the training loop does."""
+    import torch
+
     seen, t0 = 0, None
     for _ in range(epochs):
         for batch in loader:
+            x = batch[0]
+            if transform is not None:
+                x = transform(x.to(device, non_blocking=True))
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
             if t0 is None:
                 t0 = time.perf_counter()
                 continue
-            seen += len(batch[0])
+            seen += len(x)
     return seen / (time.perf_counter() - t0)
 
 
@@ -122,7 +131,7 @@ def _loader(dataset: Any, batch: int, workers: int, collate: Callable | None = N
                       pin_memory=torch.cuda.is_available(), collate_fn=collate, persistent_workers=workers > 0)
 
 
-def _train_steps(task: Any, opt: Any, batches: Any, device: Any, steps: int) -> float:
+def _train_steps(task: Any, opt: Any, batches: Any, device: Any, steps: int, transform: Callable | None = None) -> float:
     """Images per second of `steps` training steps (after one warm-up step) on `batches`."""
     import torch
 
@@ -130,6 +139,8 @@ def _train_steps(task: Any, opt: Any, batches: Any, device: Any, steps: int) -> 
     seen, t0 = 0, None
     for k, (x, y, *_) in enumerate(batches):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if transform is not None:
+            x = transform(x)
         loss = task(x, y)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -172,16 +183,17 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
     per_image = train_transform(spec, cfg)
     resize = resize_op(spec, size)
     # The suite's path as a run takes it: batched, unless the recipe has RandAugment (per image then).
+    # Batched: the loader reads uint8 batches and the training process augments them on its device.
     if cfg["augment"]["randaugment"]:
-        suite_transform, collate = per_image, None
+        suite_transform, collate, on_device = per_image, None, None
     else:
-        suite_transform, collate = None, batch_collate(batch_train_transform(spec, cfg))
+        suite_transform, collate, on_device = None, batch_collate(None), batch_train_transform(spec, cfg)
     out: dict[str, Any] = {"model": model, "image_size": size, "batch_size": batch, "workers": workers,
                            "n_jpeg": n_jpeg, "n_fer2013": n_fer,
                            "threads": threads, "device": str(device), "augment": {k: cfg["augment"][k] for k in
                            ("hflip", "random_apply_p", "rotation", "crop_padding", "randaugment", "erasing",
                             "erasing_scale")},
-                           "suite_augmentation": "per-image" if collate is None else "batched"}
+                           "suite_augmentation": "per-image" if on_device is None else f"batched on {device}"}
     with tempfile.TemporaryDirectory(prefix="fer-bench-") as tmp:
         tmp = Path(tmp)
         log(f"generating {n_jpeg} {JPEG_SIDE}x{JPEG_SIDE} JPEGs and {n_fer} FER2013 text rows")
@@ -195,7 +207,11 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
         out["jpeg_cache_build_s"] = round(time.perf_counter() - t0, 2)
         log("JPEG: this suite's data path (decoded cache + batched augmentation)")
         suite = PoolDataset(pool, np.arange(len(pool)), suite_transform, images, resize)
-        out["jpeg_suite_ips"] = images_per_s(_loader(suite, batch, workers, collate))
+        # As common/data.build_loaders: batches read from the cache need no worker processes.
+        suite_workers = 0 if on_device is not None else workers
+        out["suite_loader_workers"] = suite_workers
+        out["jpeg_suite_ips"] = images_per_s(_loader(suite, batch, suite_workers, collate), transform=on_device,
+                                             device=device)
 
         log("FER2013: reference-style loader")
         out["fer2013_reference_ips"] = images_per_s(_loader(ReferenceFer(rows, fer_labels, per_image), batch, workers))
@@ -206,16 +222,18 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
         out["fer2013_parse_and_cache_s"] = round(time.perf_counter() - t0, 2)
         log("FER2013: this suite's data path")
         fer_suite = PoolDataset(fer, np.arange(len(fer)), suite_transform, fer_images, resize)
-        out["fer2013_suite_ips"] = images_per_s(_loader(fer_suite, batch, workers, collate))
+        out["fer2013_suite_ips"] = images_per_s(_loader(fer_suite, batch, suite_workers, collate), transform=on_device,
+                                                device=device)
 
         log(f"{model}: compute ceiling ({steps} steps on one in-memory batch)")
         task = adapter.build(7, cfg, pool.class_counts()).to(device)
         opt = build_optimizer(task.param_groups(), cfg["train"])
         x, y, _ = next(iter(_loader(suite, batch, 0, collate)))
+        x = on_device(x.to(device)) if on_device is not None else x
         out["compute_ceiling_ips"] = _train_steps(task, opt, itertools.repeat((x, y)), device, steps)
         log(f"{model}: end to end ({steps} steps fed by the suite's loader)")
-        feed = itertools.chain.from_iterable(itertools.repeat(_loader(suite, batch, workers, collate)))
-        out["end_to_end_ips"] = _train_steps(task, opt, feed, device, steps)
+        feed = itertools.chain.from_iterable(itertools.repeat(_loader(suite, batch, suite_workers, collate)))
+        out["end_to_end_ips"] = _train_steps(task, opt, feed, device, steps, on_device)
     out["data_ratio_jpeg"] = out["jpeg_suite_ips"] / out["jpeg_reference_ips"]
     out["data_ratio_fer2013"] = out["fer2013_suite_ips"] / out["fer2013_reference_ips"]
     out["end_to_end_over_ceiling"] = out["end_to_end_ips"] / out["compute_ceiling_ips"]

@@ -79,6 +79,9 @@ class Loaders:
     val: DataLoader
     test: DataLoader
     info: dict[str, Any]  # how the data was read, for status.json: decoded cache folder, augmentation path
+    # Batched augmentation, applied by the training loop to each uint8 batch on the model's device; None
+    # when the training loader's samples come out of the per-image pipeline ready.
+    batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def build_loaders(pool: Any, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray, spec: Any,
@@ -99,18 +102,25 @@ def build_loaders(pool: Any, train_idx: np.ndarray, val_idx: np.ndarray, test_id
     info = {"decoded_cache": str(Path(images.filename).parent) if images is not None else None,
             "augmentation": "batched" if batched else "per-image"}
     tcfg, workers = cfg["train"], int(cfg["data"]["num_workers"])
+    batch_transform = None
     if batched:
         from common.augment import batch_collate
 
-        train_ds = PoolDataset(pool, train_idx, None, images, resize)
-        train_collate = batch_collate(transforms.batch_train_transform(spec, cfg))
+        # The loader only reads uint8 batches (a quarter of float32's bytes between processes); the
+        # training loop augments them where the model runs.
+        train_ds, train_collate = PoolDataset(pool, train_idx, None, images, resize), batch_collate(None)
+        batch_transform = transforms.batch_train_transform(spec, cfg)
     else:
         train_ds, train_collate = PoolDataset(pool, train_idx, transforms.train_transform(spec, cfg), images), None
-    train = make_loader(train_ds, tcfg["batch_size"], train=True, num_workers=workers, drop_last=tcfg["drop_last"],
-                        generator=generator, collate_fn=train_collate)
+    # A batch from the decoded cache is one memory-map read (well under a millisecond): worker processes
+    # would only add the cost of shipping it between processes, so the batched path reads in-process.
+    train_workers = 0 if batched and images is not None else workers
+    info["train_workers"] = train_workers
+    train = make_loader(train_ds, tcfg["batch_size"], train=True, num_workers=train_workers,
+                        drop_last=tcfg["drop_last"], generator=generator, collate_fn=train_collate)
     evaluation = transforms.eval_transform(spec, cfg)
     val = make_loader(PoolDataset(pool, val_idx, evaluation, images), tcfg["eval_batch_size"], train=False,
                       num_workers=workers)
     test = make_loader(PoolDataset(pool, test_idx, evaluation, images), tcfg["eval_batch_size"], train=False,
                        num_workers=workers)
-    return Loaders(train, val, test, info)
+    return Loaders(train, val, test, info, batch_transform)

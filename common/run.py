@@ -182,7 +182,8 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     n_params = sum(p.numel() for p in task.parameters())
     log(f"{spec.model}: {n_params / 1e6:.2f}M parameters on {status['device']}, "
         f"{tcfg['epochs']} epochs of {len(train_loader)} batches")
-    result = fit(task, train_loader, val_loader, cfg, run_dir, device, log=log, spec_hash=spec.hash)
+    result = fit(task, train_loader, val_loader, cfg, run_dir, device, log=log, spec_hash=spec.hash,
+                 batch_transform=loaders.batch_transform)
     status.update(training_cost(run_dir / "train_log.jsonl", len(train_loader), tcfg["batch_size"],
                                 len(train_idx), tcfg["drop_last"], device))
     idx, labels, logits = predict(task, test_loader, device, bool(tcfg["amp"]) and device.type == "cuda")

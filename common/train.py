@@ -127,12 +127,15 @@ def _keep_log_rows(path: Path, epochs: int) -> None:
 
 
 def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[str, Any], run_dir: Path,
-        device: torch.device, log: Callable[[str], None] = print, spec_hash: str = "") -> FitResult:
+        device: torch.device, log: Callable[[str], None] = print, spec_hash: str = "",
+        batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> FitResult:
     """Train with selection on validation. Every epoch ends by writing `last.pt` (model, optimiser,
     scheduler, GradScaler, selection and early-stopping state, every RNG state); a `last.pt` written
     for the same `spec_hash` is continued from, so a run stopped at epoch 63 goes on at epoch 64 and
     ends with the predictions an uninterrupted run would have made. The caller removes last.pt once
-    the run's results are written (checkpoint.remove_resume_state)."""
+    the run's results are written (checkpoint.remove_resume_state). `batch_transform` (batched
+    augmentation, common/augment.py) turns each uint8 training batch into the model's input on
+    `device`, so on a GPU the augmentation runs there."""
     tcfg = cfg["train"]
     run_dir = Path(run_dir)
     amp = bool(tcfg["amp"]) and device.type == "cuda"
@@ -187,6 +190,8 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
         step_losses, step_loss, step_batches = [], 0.0, 0
         for b, (x, y, _) in enumerate(train_loader):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if batch_transform is not None:
+                x = batch_transform(x)
             with torch.autocast(device.type, enabled=amp):
                 out = task(x, y)
             loss = out["loss"]

@@ -125,7 +125,8 @@ def test_one_iteration_with_and_without_the_cache_predicts_the_same(tmp_path: Pa
     cache = tmp_path / "cache"
     plain = _run(tmp_path / "plain", cache, monkeypatch, "data.cache=false")
     cached = _run(tmp_path / "cached", cache, monkeypatch, "data.cache=true")
-    assert read_json(plain / "status.json")["data_path"] == {"decoded_cache": None, "augmentation": "per-image"}
+    assert read_json(plain / "status.json")["data_path"] == {"decoded_cache": None, "augmentation": "per-image",
+                                                             "train_workers": 1}
     used = read_json(cached / "status.json")["data_path"]["decoded_cache"]
     assert used and Path(used).parent == cache / "decoded"
     with open(plain / "predictions.csv") as a, open(cached / "predictions.csv") as b:
@@ -140,5 +141,5 @@ def test_a_batched_augmentation_run_says_so_and_reads_the_cache(tmp_path: Path, 
     run_dir = _run(tmp_path / "batched", tmp_path / "cache", monkeypatch, "augment.batched=true")
     status = read_json(run_dir / "status.json")
     assert status["status"] == "done" and status["data_path"]["augmentation"] == "batched"
-    assert status["data_path"]["decoded_cache"]
+    assert status["data_path"]["decoded_cache"] and status["data_path"]["train_workers"] == 0
     assert (run_dir / "train_log.jsonl").read_text().count("train_loss") == 2
