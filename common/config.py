@@ -178,6 +178,7 @@ _CHOICES = {
     ("train", "optimizer"): ("adamw", "adam", "sgd"),
     ("train", "scheduler"): ("cosine", "step", "exponential", "none"),
     ("train", "scheduler_step"): ("epoch", "batch"),
+    ("train", "amp_dtype"): ("float16", "bfloat16"),
     ("data", "expw_layout"): ("per-face", "reference"),
 }
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from common import accel
 from common.adapter import Task
 from common.checkpoint import atomic_torch_save, load_resume_state, rng_state, save_resume_state, set_rng_state
 from common.progress import EpochProgress
@@ -142,10 +143,11 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
     if tcfg["amp"] and device.type != "cuda":
         warnings.warn("train.amp=true is ignored on CPU (mixed precision here is CUDA only)", stacklevel=2)
     task.to(device)
+    step_model = accel.prepare(task, device, tcfg)  # channels-last / compiled on CUDA; `task` itself on CPU
     opt = build_optimizer(task.param_groups(), tcfg)
     sched = build_scheduler(opt, tcfg)
     per_batch = tcfg["scheduler_step"] == "batch"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=accel.needs_scaler(amp, tcfg))
     accum, clip, patience = int(tcfg["grad_accum"]), tcfg["grad_clip"], tcfg["patience"]
     epochs, n_batches = int(tcfg["epochs"]), len(train_loader)
     if n_batches == 0:
@@ -192,8 +194,9 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if batch_transform is not None:
                 x = batch_transform(x)
-            with torch.autocast(device.type, enabled=amp):
-                out = task(x, y)
+            x = accel.layout(x, device, tcfg)
+            with torch.autocast(device.type, enabled=amp, dtype=accel.amp_dtype(tcfg) if amp else None):
+                out = step_model(x, y)
             loss = out["loss"]
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(f"training loss is {loss.item()} at epoch {epoch + 1}, batch {b + 1}")
