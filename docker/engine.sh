@@ -62,7 +62,9 @@ service_up() {
     fi
     rm -f "$SOCK"
     log "starting podman system service on unix://$SOCK (log: $STATE/service.log)"
-    CONTAINERS_CONF=$CONF nohup podman system service --time=0 "unix://$SOCK" >"$STATE/service.log" 2>&1 &
+    # Run from the state folder: on cgroup v1, conmon drops an `oom` marker file into its working directory.
+    (cd "$STATE" && CONTAINERS_CONF=$CONF exec nohup podman system service --time=0 "unix://$SOCK") \
+        </dev/null >"$STATE/service.log" 2>&1 &
     echo $! > "$STATE/service.pid"
     for _ in $(seq 1 60); do
         if curl -s --max-time 2 --unix-socket "$SOCK" http://d/_ping 2>/dev/null | grep -q OK; then
