@@ -1,4 +1,4 @@
-"""The repeated-random-split protocol (DESIGN.md), identical to the reference suite's folds.
+"""The repeated-random-split protocol (README.md, The protocol), identical to the reference suite's folds.
 
 Iteration k: test = k-th split of ShuffleSplit(n_splits, test_size, random_state); the rest is split
 into train/val by train_test_split(test_size=val_size, random_state=k). `stratified` swaps in the

@@ -104,14 +104,18 @@ def test_duplicate_registration_fails() -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_model_folder_is_complete(name: str) -> None:
-    """DESIGN.md's layout: every model folder carries its network, adapter, recipe, image and README."""
+    """Every model folder carries its network, adapter, recipe and README, and has an image recipe:
+    its own Dockerfile, or the shared docker/model.Dockerfile that copies models/<MODEL>."""
     from common.config import model_dirs
+    from harness.images import dockerfile_for, model_files
 
     folder = model_dirs()[name]
-    for required in ("network.py", "adapter.py", "config.yaml", "Dockerfile", "README.md"):
+    for required in ("network.py", "adapter.py", "config.yaml", "README.md"):
         assert (folder / required).is_file(), f"models/{name}/{required} is missing"
-    dockerfile = (folder / "Dockerfile").read_text()
-    assert f"COPY models/{name} models/{name}" in dockerfile and "FROM" in dockerfile
+    dockerfile = dockerfile_for(name).read_text()
+    assert "FROM" in dockerfile and ("COPY models/${MODEL} models/${MODEL}" in dockerfile
+                                     or f"COPY models/{name} models/{name}" in dockerfile)
+    assert folder / "adapter.py" in model_files(name)  # what the image tag is computed from
     for dataset in ("rafdb", "fer2013", "ferplus", "expw", "sfew", "ckplus", "synthetic"):
         for profile in ("full", "quick"):
             resolve(name, dataset, profile)  # every recipe resolves: no unknown keys anywhere

@@ -137,7 +137,7 @@ def full_task() -> LNSUNetTask:
 def test_parameter_counts_match_the_authors(full_task: LNSUNetTask) -> None:
     total = sum(p.numel() for p in full_task.net.parameters())
     used = sum(p.numel() for p in full_task.net.parameters() if p.requires_grad)
-    assert (total, used) == (28_508_417, 27_521_281)  # MODELS.md: 28.51M registered, 27.52M used
+    assert (total, used) == (28_508_417, 27_521_281)  # the authors' class: 28.51M registered, 27.52M used
 
 
 def test_start_0_loads_every_encoder_tensor(full_task: LNSUNetTask, tmp_path) -> None:

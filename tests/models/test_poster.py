@@ -21,7 +21,7 @@ def task() -> PosterTask:
 
 
 def test_parameter_counts_match_the_authors(task: PosterTask) -> None:
-    # 71.85M in the authors' class at 7 classes; 58.91M of them reach the logits (MODELS.md).
+    # 71.85M in the authors' class at 7 classes; 58.91M of them reach the logits (counted by instantiating the authors' class).
     assert sum(p.numel() for p in task.net.parameters()) == 71_850_399
     net = task.net
     flags = {n: p.requires_grad for n, p in net.named_parameters()}

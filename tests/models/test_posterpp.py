@@ -22,7 +22,7 @@ def task() -> PosterV2Task:
 
 
 def test_parameter_counts_match_the_authors(task: PosterV2Task) -> None:
-    # 58.32M in the authors' class; 43.75M of them reach the logits (MODELS.md).
+    # 58.32M in the authors' class; 43.75M of them reach the logits (counted by instantiating the authors' class).
     assert sum(p.numel() for p in task.net.parameters()) == 58_316_594
     net = task.net
     flags = {n: p.requires_grad for n, p in net.named_parameters()}
