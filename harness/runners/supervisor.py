@@ -127,7 +127,15 @@ class Supervisor:
             return {"status": "skipped", "error_message": str(e)}
         log_path = p.run_dir / "run.log"
         timed_out = False
-        launch = self.launcher.start(p, spec_path, device)
+        try:
+            launch = self.launcher.start(p, spec_path, device)
+        except Exception as e:  # e.g. the engine refused the container: a recorded failure, the sweep goes on
+            status = {"status": "failed", "spec_hash": p.spec.hash, "error_class": type(e).__name__,
+                      "error_message": f"the {self.launcher.name} runner could not start the run: {e}",
+                      "finished": time.time()}
+            atomic_write_json(p.run_dir / "status.json", status)
+            say(f"[{name}] finished (failed: {status['error_class']}: {status['error_message']})")
+            return status
         self._active[name] = launch
         if device is not None:
             say(f"[{name}] on GPU {device}")

@@ -46,3 +46,11 @@ def test_gpus_are_listed_devices(value, ids) -> None:
 def test_bad_gpus_name_the_value(value) -> None:
     with pytest.raises(ValueError, match="GPUS="):
         _gpus(value)
+
+
+def test_a_run_that_cannot_even_be_started_is_a_recorded_failure(harness, tmp_path) -> None:
+    proc = harness(*RUN, "--launch-prefix", str(tmp_path / "no-such-launcher"))
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    df = summary(harness.results)
+    assert list(df["status"]) == ["failed"] and df["error_class"][0] == "FileNotFoundError"
+    assert "could not start the run" in df["error_message"][0]
