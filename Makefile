@@ -39,7 +39,7 @@ RUN_ARGS = --model $(MODEL) --dataset $(DATASET) --profile $(PROFILE) --results 
 .PHONY: help venv run plan list report test align clean-venv engine build lock test-containers
 
 help:
-	@echo "make run     [MODEL=dan] [DATASET=synthetic] [PROFILE=quick|full] [ITERATIONS=N] [JOBS=N] [SET=\"k=v ...\"] [DATA_ROOT=dir] [TIMEOUT=s] [TAG=name]"
+	@echo "make run     [MODEL=adadf] [DATASET=synthetic] [PROFILE=quick|full] [ITERATIONS=N] [JOBS=N] [SET=\"k=v ...\"] [DATA_ROOT=dir] [TIMEOUT=s] [TAG=name]"
 	@echo "make plan    same selection: what would run, what is done"
 	@echo "make report  [RESULTS=results] [DDOF=1]: collect and render tables"
 	@echo "make list    models, datasets, profiles"
@@ -51,7 +51,7 @@ help:
 	@echo "make regress [MODEL=all|name,...] [DATASET=synthetic] [RUNNER=local|container] [UPDATE=1] [DATA_ROOT=dir]: short CPU runs vs baselines"
 	@echo "make engine  install/start Podman's Docker-compatible service and a local base image (no Docker needed)"
 	@echo "make build   [MODEL=name|all] [BASE_IMAGE=ref] [PRUNE=1]: build model images (content-tagged, reused when unchanged)"
-	@echo "make run ... RUNNER=container [GPUS=0,1] [MEMORY=16g]: one container per run"
+	@echo "make run ... RUNNER=container [GPUS=0,1] [MEMORY=16g]: one container per run; LAUNCH=\"apptainer exec ...\": local runs behind a command"
 	@echo "make lock    re-resolve requirements.txt into requirements.lock (what the images install)"
 	@echo "make test-containers  build the DAN image and check container runs for real (needs make engine)"
 
