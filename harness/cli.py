@@ -145,11 +145,16 @@ def _runner_options(args: argparse.Namespace) -> dict:
                   "local": {"launch_prefix": args.launch_prefix},
                   "slurm": {"partition": args.partition, "slurm_time": args.slurm_time,
                             "gpus_per_run": args.gpus_per_run, "slurm_args": args.slurm_args,
-                            "max_requeue": args.max_requeue}}
+                            "max_requeue": args.max_requeue, "launch_prefix": args.launch_prefix}}
+    owners: dict[str, list[str]] = {}
     for runner, options in per_runner.items():
-        given = [k for k, v in options.items() if v is not None]
-        if given and runner != args.runner:
-            raise ValueError(f"--{given[0].replace('_', '-')} applies to --runner {runner} only (runner: {args.runner})")
+        for k, v in options.items():
+            owners.setdefault(k, []).append(runner)
+    for runner, options in per_runner.items():
+        given = [k for k, v in options.items() if v is not None and args.runner not in owners[k]]
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')} applies to --runner {' or '.join(owners[given[0]])} "
+                             f"only (runner: {args.runner})")
     options = {k: v for k, v in per_runner.get(args.runner, {}).items() if v is not None}
     if args.runner == "slurm":
         options["results"] = args.results  # where the job logs go, beside the runs
@@ -288,12 +293,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shm-size", default=None, help="container runner: shared memory for DataLoader workers (2g)")
     p.add_argument("--cpus", type=float, default=None, help="container runner: CPU limit per run")
     p.add_argument("--launch-prefix", default=None,
-                   help="local runner: command put before `python -m common.run SPEC`, e.g. "
+                   help="local and slurm runners: command put before `python -m common.run SPEC`, e.g. "
                         "'apptainer exec --nv --pwd /opt/fer-crossval --bind /data dan.sif'")
-    p.add_argument("--partition", default=None, help="slurm runner: the partition to submit to (default: the cluster's)")
+    p.add_argument("--partition", default=None,
+                   help="slurm runner: the partition to submit to (default: the cluster's)")
     p.add_argument("--slurm-time", default=None, help="slurm runner: time limit per run, e.g. 08:00:00 (the default)")
     p.add_argument("--gpus-per-run", type=int, default=None, help="slurm runner: GPUs each run asks for")
-    p.add_argument("--slurm-args", default=None, help="slurm runner: more sbatch options, e.g. \"--qos=high --account=lab\"")
+    p.add_argument("--slurm-args", default=None,
+                   help="slurm runner: more sbatch options, e.g. \"--qos=high --account=lab\"")
     p.add_argument("--max-requeue", type=int, default=None,
                    help="slurm runner: how often a run reaching its time limit is requeued to go on (default 3)")
     p.add_argument("--ddof", type=int, default=1, choices=[0, 1], help="std ddof (reference table: 0)")

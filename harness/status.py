@@ -16,7 +16,8 @@ from harness.runners.slurm import SLURM_FILE, SlurmError, refresh
 
 def _epochs(p: Planned) -> str:
     try:
-        done = sum(1 for line in (p.run_dir / "train_log.jsonl").read_text(encoding="utf-8").splitlines() if line.strip())
+        lines = (p.run_dir / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+        done = sum(1 for line in lines if line.strip())
     except OSError:
         done = 0
     return f"epoch {done}/{p.spec.config['train']['epochs']}"

@@ -63,11 +63,13 @@ def _ignore_usr2() -> None:
 
 class RunTask(Checkpointable):
     """One task of the array: `python -m common.run SPEC` in the repository, run as a child process
-    (its own interpreter, so a preemption signal handled here never lands inside training)."""
+    (its own interpreter, so a preemption signal handled here never lands inside training), optionally
+    behind a prefix such as `apptainer exec --nv ... dan.sif` (the model's image), which brings its python."""
 
-    def __init__(self, spec_path: str, python: str, gpus: int = 0, max_requeue: int = 3, requeued: int = 0) -> None:
+    def __init__(self, spec_path: str, python: str, gpus: int = 0, max_requeue: int = 3, requeued: int = 0,
+                 prefix: list[str] | None = None) -> None:
         self.spec_path, self.python, self.gpus = spec_path, python, gpus
-        self.max_requeue, self.requeued = max_requeue, requeued
+        self.max_requeue, self.requeued, self.prefix = max_requeue, requeued, list(prefix or [])
         self._proc: subprocess.Popen | None = None
 
     def __call__(self) -> int:
@@ -79,8 +81,8 @@ class RunTask(Checkpointable):
             env["FER_EXPECT_CUDA"] = "1"
         # SLURM signals every process of the job step: the run ignores USR2 (the signal ahead of the time
         # limit, SIGUSR2's default action would kill it mid-epoch); this task decides what to do (checkpoint).
-        self._proc = subprocess.Popen([self.python, "-m", "common.run", self.spec_path], cwd=ROOT, env=env,
-                                      preexec_fn=_ignore_usr2)
+        self._proc = subprocess.Popen([*self.prefix, self.python, "-m", "common.run", self.spec_path], cwd=ROOT,
+                                      env=env, preexec_fn=_ignore_usr2)
         try:
             code = self._wait()
         except UncompletedJobError:
@@ -118,7 +120,8 @@ class RunTask(Checkpointable):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=STOP_GRACE_S)
-        return DelayedSubmission(RunTask(self.spec_path, self.python, self.gpus, self.max_requeue, self.requeued + 1))
+        return DelayedSubmission(RunTask(self.spec_path, self.python, self.gpus, self.max_requeue, self.requeued + 1,
+                                         self.prefix))
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_proc"}
@@ -296,10 +299,11 @@ def _epoch_note(p: Planned) -> str:
 
 # ---- submitting -----------------------------------------------------------------------------------
 
-def run_slurm(planned: list[Planned], jobs: int | None = None, timeout: float | None = None, gpus: list[str] | None = None,
-              echo: bool = True, partition: str | None = None, slurm_time: str = "08:00:00",
+def run_slurm(planned: list[Planned], jobs: int | None = None, timeout: float | None = None,
+              gpus: list[str] | None = None, echo: bool = True, partition: str | None = None,
+              slurm_time: str = "08:00:00",
               gpus_per_run: int = 0, slurm_args: str | None = None, max_requeue: int = 3,
-              results: Path | None = None) -> list[dict]:
+              results: Path | None = None, launch_prefix: str | None = None) -> list[dict]:
     """Submit every run of the plan that needs it as one job array and return at once (detached):
     status.json says `queued` with the job id. `jobs` caps how many tasks of the array run at once."""
     if gpus:
@@ -344,10 +348,11 @@ def run_slurm(planned: list[Planned], jobs: int | None = None, timeout: float | 
     if gpus_per_run:
         params["gpus_per_node"] = gpus_per_run
     executor.update_parameters(**params)
-    python = sys.executable
+    prefix = shlex.split(launch_prefix) if launch_prefix else []
+    python = "python" if prefix else sys.executable  # a container's own python, else this environment's
     try:
         with executor.batch():
-            pending = [executor.submit(RunTask(str(spec_path.resolve()), python, gpus_per_run, max_requeue))
+            pending = [executor.submit(RunTask(str(spec_path.resolve()), python, gpus_per_run, max_requeue, 0, prefix))
                        for _, spec_path in prepared]
     except (FailedJobError, subprocess.CalledProcessError) as e:
         lines = [line for line in str(e).splitlines() if line.strip()]

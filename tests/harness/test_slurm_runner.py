@@ -45,7 +45,8 @@ def test_no_sbatch_on_path_is_one_line(tmp_path: Path) -> None:
     (bin_dir / "python").symlink_to(sys.executable)
     env = dict(os.environ, PATH=str(bin_dir), PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-m", "harness", "run", "--runner", "slurm", "--model", "dan",
-                           "--profile", "quick", "--results", str(tmp_path / "results"), "--set", "data.synthetic.n=300"],
+                           "--profile", "quick", "--results", str(tmp_path / "results"),
+                           "--set", "data.synthetic.n=300"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1].startswith("error: no `sbatch` on PATH")

@@ -47,7 +47,8 @@ class Harness:
                "--profile", "quick", "--results", str(self.results), *args, "--set", *SMALL, *sets]
         proc = subprocess.run(cmd, cwd=REPO, env=dict(self.env, **env), capture_output=True, text=True, timeout=600)
         if proc.returncode not in exits:
-            raise AssertionError(f"{' '.join(cmd[2:4])} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            raise AssertionError(f"{' '.join(cmd[2:4])} exited {proc.returncode}\n"
+                                 f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         return proc
 
     def run_dir(self, iteration: int) -> Path:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +92,14 @@ def test_an_unknown_partition_is_one_line_naming_the_partitions(make_harness) ->
     assert out.returncode == 2 and out.stdout.strip().splitlines() == [
         "error: unknown partition 'nope'; partitions of this cluster: debug"]
     assert not (h.results / "runs").exists()  # nothing planned, prepared or submitted
+
+
+def test_launch_prefix_wraps_the_run_on_the_node(make_harness) -> None:
+    # What `LAUNCH="apptainer exec ... dan.sif"` does on a cluster, with a prefix every node has: the run
+    # starts behind it (and takes the prefix's python) and records what the prefix set.
+    h = make_harness("launch")
+    out = h("run", "--runner", "slurm", "--iterations", "1", "--launch-prefix",
+            f"env FER_GIT_COMMIT=through-the-prefix PATH={Path(sys.executable).parent}:/usr/bin:/bin")
+    assert "submitted 1 run(s)" in out.stdout, out.stdout[-3000:]
+    wait_for(lambda: _done(h, 0) or h.status(0).get("status") == "failed", 180, "the run to finish", every=1)
+    assert h.status(0)["status"] == "done" and h.status(0)["git_commit"] == "through-the-prefix"
