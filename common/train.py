@@ -173,7 +173,8 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
         opt.load_state_dict(state["optimizer"])
         if sched is not None:
             sched.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # empty when written with mixed precision off (a CPU attempt of a GPU run)
+            scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"], generator)
         start, step, stopped = int(state["epoch"]), int(state["step"]), bool(state["stopped"])
         best_acc, best_epoch = float(state["best_accuracy"]), int(state["best_epoch"])
