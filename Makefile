@@ -54,6 +54,10 @@ help:
 	@echo "make run ... RUNNER=container [GPUS=0,1] [MEMORY=16g]: one container per run; LAUNCH=\"apptainer exec ...\": local runs behind a command"
 	@echo "make lock    re-resolve requirements.txt into requirements.lock (what the images install)"
 	@echo "make test-containers  build the DAN image and check container runs for real (needs make engine)"
+	@echo "make run ... RUNNER=slurm [PARTITION=gpu] [SLURM_TIME=08:00:00] [GPUS_PER_RUN=1] [SLURM_ARGS=\"--qos=...\"]: submit as a job array"
+	@echo "make status  same selection: queued (waited), running (epoch), done, failed (SLURM state)"
+	@echo "make slurm-up     a single-node SLURM cluster on this host (state in .cache/slurm)"
+	@echo "make test-slurm   start it and check the SLURM runner for real"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
