@@ -13,7 +13,8 @@
 # slurmdbd.conf, the MariaDB data, spool and state directories, logs and pid files. /etc is not
 # touched, so SLURM's commands find the cluster through SLURM_CONF (the Makefile sets it when the
 # folder exists). No systemd: each daemon is started by hand in the foreground mode (-D) and
-# backgrounded here. Installing packages needs root (apt-get); the daemons run as the calling user.
+# backgrounded here. Run it as root: it installs packages (apt-get), and slurmd starts jobs as their users
+# (the daemons run as the calling user).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
