@@ -1,5 +1,6 @@
 """Batched augmentation on tensors: the recipes' per-image torchvision pipeline applied to a whole
-uint8 batch at once (config `augment.batched`).
+uint8 batch at once (config `augment.batched`), by the training loop on the model's device
+(common/train.fit's `batch_transform`), so on a GPU it runs there.
 
 Per image, in PIL, the augmentation costs more CPU than a small model's step; per batch, as tensor
 ops, it is a few vectorised passes. Every op draws its random parameters per sample from the same

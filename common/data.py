@@ -2,7 +2,7 @@
 
 Images come from the pool (decoded per sample) or from the decoded cache (common/cache.py: decoded
 and resized once, memory-mapped). With `augment.batched` the dataset returns uint8 tensors and the
-loader's collate function augments and normalises a whole batch at once (common/augment.py);
+training loop augments and normalises each whole batch on the model's device (common/augment.py);
 otherwise every sample goes through the per-image torchvision pipeline (common/transforms.py).
 """
 from __future__ import annotations
