@@ -250,7 +250,7 @@ def refresh(planned: list[Planned]) -> None:
         if state in WAITING:
             p.state, p.note = "queued", f"SLURM job {job_id} {state.lower()} for {_ago(info['submitted'])}"
         elif state in ACTIVE:
-            p.state, p.note = "running", f"SLURM job {job_id} running{_epoch_note(p)}"
+            p.state, p.note = "running", f"SLURM job {job_id} running"
         else:
             _record_end(p, job_id, info, acct)
 
@@ -269,7 +269,7 @@ def _record_end(p: Planned, job_id: str, info: dict[str, Any], acct: dict[str, s
             status = read_json(p.run_dir / "status.json")
         except (OSError, ValueError):
             status = {}
-        if status.get("status") == "done" and state == "COMPLETED":
+        if status.get("status") == "done":  # finished between the plan and now: a result, whatever the job did next
             p.state, p.note = "done", ""
             return
         if status.get("slurm_state") != state:
@@ -286,15 +286,6 @@ def _record_end(p: Planned, job_id: str, info: dict[str, Any], acct: dict[str, s
 def _ago(since: float) -> str:
     s = int(time.time() - since)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def _epoch_note(p: Planned) -> str:
-    log = p.run_dir / "train_log.jsonl"
-    try:
-        epochs = sum(1 for line in log.read_text(encoding="utf-8").splitlines() if line.strip())
-    except OSError:
-        epochs = 0
-    return f", epoch {epochs}/{p.spec.config['train']['epochs']} done"
 
 
 # ---- submitting -----------------------------------------------------------------------------------
@@ -372,7 +363,7 @@ def run_slurm(planned: list[Planned], jobs: int | None = None, timeout: float | 
     array_id = pending[0].job_id.split("_")[0]
     _slurm_cmd("scontrol", "release", array_id)
     print(f"submitted {len(records)} run(s) as SLURM job array {array_id}"
-          + (f" on partition {partition}" if partition else "") + f" ({slurm_time} per run); "
+          + (f" on partition {partition}" if partition else "") + f" ({limit} min per run); "
           "`make status` shows them, `make run` again collects the finished ones", flush=True)
     if echo:
         for r in records:
