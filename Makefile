@@ -40,7 +40,7 @@ RUN_ARGS = --model $(MODEL) --dataset $(DATASET) --profile $(PROFILE) --results 
 
 help:
 	@echo "make run     [MODEL=adadf] [DATASET=synthetic] [PROFILE=quick|full] [ITERATIONS=N] [JOBS=N] [SET=\"k=v ...\"] [DATA_ROOT=dir] [TIMEOUT=s] [TAG=name]"
-	@echo "make plan    same selection: what would run, what is done"
+	@echo "make plan    same selection: what would run, what is done [ESTIMATE=1: expected device-hours]"
 	@echo "make report  [RESULTS=results] [DDOF=1]: collect and render tables"
 	@echo "make list    models, datasets, profiles"
 	@echo "make align   DATASET=expw SRC=raw DST=aligned [ALIGN_ARGS=...]"
@@ -73,8 +73,10 @@ run: venv
 		$(if $(strip $(LAUNCH)),--launch-prefix "$$LAUNCH") $(if $(JOBS),--jobs $(JOBS)) --ddof $(DDOF) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
 		$(SLURM_RUN_ARGS)
 
+# ESTIMATE=1: also the expected device-hours per model (a few training steps timed on this machine, cached).
+ESTIMATE   ?=
 plan: venv
-	$(PY) -m harness plan $(RUN_ARGS)
+	$(PY) -m harness plan $(RUN_ARGS) $(if $(filter 1 yes true,$(ESTIMATE)),--estimate)
 
 list: venv
 	$(PY) -m harness list

@@ -245,6 +245,30 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
     return out
 
 
+def step_time(model: str, size: int | None, batch: int, threads: int, steps: int, device_name: str) -> dict[str, Any]:
+    """Seconds per training step of `model` on one in-memory batch (random pixels) on the device: what
+    `make plan ESTIMATE=1` multiplies by a sweep's step count."""
+    import itertools
+
+    import torch
+
+    from common import config, registry
+    from common.train import build_optimizer, resolve_device
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    device = resolve_device(device_name)
+    cfg = config.resolve(model, "rafdb", "full", {"data": {"image_size": size}} if size else None)
+    adapter = registry.get_adapter(model)
+    size = int(cfg["data"]["image_size"] or adapter.input_spec.size)
+    task = adapter.build(7, cfg, [batch] * 7).to(device)
+    opt = build_optimizer(task.param_groups(), cfg["train"])
+    x, y = torch.randn(batch, 3, size, size), torch.arange(batch) % 7
+    ips = _train_steps(task, opt, itertools.repeat((x, y)), device, steps)
+    return {"model": model, "image_size": size, "batch_size": batch, "threads": threads, "device": str(device),
+            "step_s": round(batch / ips, 4)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m common.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -258,7 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-jpeg", type=int, default=N_JPEG, help="generated JPEGs")
     ap.add_argument("--n-fer", type=int, default=N_FER, help="generated FER2013 rows")
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    ap.add_argument("--step-time", action="store_true", help="only time training steps (for make plan ESTIMATE=1)")
     args = ap.parse_args(argv)
+    if args.step_time:
+        result = step_time(args.model, args.size, args.batch_size, args.threads, args.steps, args.device)
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        return 0
     result = measure(args.model, args.size, args.batch_size, args.workers, args.threads, args.steps, args.device,
                      log=lambda m: print(f"[bench] {m}", flush=True), n_jpeg=args.n_jpeg, n_fer=args.n_fer)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

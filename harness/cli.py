@@ -100,6 +100,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for p in planned:
         print(f"{p.state:12s} {p.spec.model:9s} {p.spec.dataset:10s} iter {p.spec.iteration}  {p.spec.hash}  {p.run_dir}"
               + (f"  ({p.note})" if p.note else ""))
+    if args.estimate:
+        from harness.estimate import estimate, render
+
+        print(render(estimate(planned)))
     counts = Counter(p.state for p in planned)
     print(f"{len(planned)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
           + f"; {sum(p.todo for p in planned)} would run")
@@ -279,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("plan", help="show what would run and what is already done")
     _add_selection(p)
+    p.add_argument("--estimate", action="store_true",
+                   help="also print the expected device-hours per model (a few training steps timed here, cached)")
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("run", help="run the plan (skipping finished runs), then collect and report")
     _add_selection(p)
