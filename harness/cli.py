@@ -39,8 +39,9 @@ def _add_selection(ap: argparse.ArgumentParser) -> None:
 def _check_results(results: Path, write: bool) -> None:
     """A results folder that cannot be used is one line, before anything runs: `run` needs to write
     it (created if absent), `report`/`collect` need it to exist (a mistyped path is not a new folder)."""
-    if results.exists() and not results.is_dir():
-        raise ValueError(f"results folder {results} is a file, not a folder")
+    blocker = next((p for p in (results, *results.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(f"results folder {results}: {blocker} is a file, not a folder")
     if not write:
         if not results.is_dir():
             raise FileNotFoundError(f"results folder {results} does not exist (mistyped RESULTS=?)")
@@ -67,6 +68,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _plan(args: argparse.Namespace):
+    if args.command == "run" and any(p.exists() and not p.is_dir() for p in (args.results, *args.results.parents)):
+        _check_results(args.results, write=True)  # before the plan reads run folders under it
     planned = plan(args.model, args.dataset, args.profile, args.iterations, config.parse_overrides(args.overrides),
                    args.results, args.data_root, args.tag)
     if args.command == "run":  # after the plan's checks: a plan that fails creates no results folder

@@ -65,7 +65,7 @@ def test_unusable_results_folders(tmp_path, capsys) -> None:
     afile = tmp_path / "file"
     afile.write_text("x")
     assert main(["run", "--model", "dan", "--results", str(afile / "results")]) == 2
-    assert "is not writable (Not a directory)" in capsys.readouterr().out
+    assert f"{afile} is a file, not a folder" in capsys.readouterr().out
     assert main(["report", "--results", str(tmp_path / "typo")]) == 2
     assert "does not exist (mistyped RESULTS=?)" in capsys.readouterr().out
     assert not (tmp_path / "typo").exists()
