@@ -2,8 +2,8 @@
 
 Works against Docker or Podman's Docker-compatible socket (harness/engine.py finds it). A container
 sees only what the run needs: the dataset read-only at /fer/data, the pretrained weights read-only at
-/fer/weights, the generated synthetic set read-only under /fer/cache, and its own run folder
-read-write at /fer/run. No network, no capabilities, no privilege gain, a read-only root filesystem
+/fer/weights, the generated synthetic set read-only under /fer/cache, the decoded-image cache
+read-write at /fer/cache/decoded, and its own run folder read-write at /fer/run. No network, no capabilities, no privilege gain, a read-only root filesystem
 with a writable /tmp, files written as the calling user. The spec the container reads names those
 mount points, never host paths. The container is removed after the run, whatever happened.
 """
@@ -56,8 +56,23 @@ def container_spec(p: Planned) -> dict[str, Any]:
     return data
 
 
+def decoded_cache() -> Path | None:
+    """The host's decoded-image cache (common/cache.py), shared read-write by runs; None if unusable."""
+    from common.cache import cache_root
+
+    folder = cache_root()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # the run then logs that it decodes per sample
+    return folder.resolve()
+
+
 def mounts(p: Planned) -> dict[str, dict[str, str]]:
     vols = {str(p.run_dir.resolve()): {"bind": RUN, "mode": "rw"}}
+    if p.spec.config.get("data", {}).get("cache") and (decoded := decoded_cache()) is not None:
+        # Only the decoded-image cache is writable: never the whole cache folder (the engine's socket is there).
+        vols[str(decoded)] = {"bind": f"{CACHE}/decoded", "mode": "rw"}
     cache = synthetic_cache(p)
     if cache is not None:
         vols[str(cache)] = {"bind": f"{CACHE}/synthetic/{cache.name}", "mode": "ro"}

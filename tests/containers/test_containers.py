@@ -140,8 +140,9 @@ def test_container_run_matches_local_run(client, dan_image, cache, tmp_path):
     assert run_containers(client) == []
 
 
-def test_isolation_of_a_run_container(client, dan_image, cache, tmp_path):
+def test_isolation_of_a_run_container(client, dan_image, cache, tmp_path, monkeypatch):
     """The options the runner gives a run: probe them from inside a container started with exactly them."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(cache))
     from common.config import parse_overrides
     from harness.plan import plan, prepare
 
@@ -159,7 +160,8 @@ try:
 except OSError as e:
     out["net"] = type(e).__name__
 out["ifaces"] = sorted(n for _, n in socket.if_nameindex())
-for name, path in (("data", "/fer/data/x"), ("root", "/opt/fer-crossval/x"), ("tmp", "/tmp/x"), ("run", "/fer/run/x")):
+for name, path in (("data", "/fer/data/x"), ("root", "/opt/fer-crossval/x"), ("tmp", "/tmp/x"), ("run", "/fer/run/x"),
+                   ("decoded", "/fer/cache/decoded/probe"), ("cache", "/fer/cache/x")):
     try:
         open(path, "w").write("x"); out[name] = "writable"
     except OSError as e:
@@ -173,7 +175,9 @@ print(json.dumps(out))
     assert seen["uid"] == os.getuid() and seen["gid"] == os.getgid()
     assert seen["net"] != "connected" and seen["ifaces"] == ["lo"]
     assert seen["data"] != "writable" and seen["root"] != "writable"
-    assert seen["tmp"] == "writable" and seen["run"] == "writable"
+    assert seen["tmp"] == "writable" and seen["run"] == "writable" and seen["decoded"] == "writable"
+    assert seen["cache"] != "writable"
+    (cache / "decoded" / "probe").unlink()
     assert int(seen["cap_eff"], 16) == 0 and seen["nnp"] == "1"
     assert (p.run_dir / "x").stat().st_uid == os.getuid()
     assert spec_path.is_file()

@@ -14,10 +14,13 @@ def test_synthetic_run_sees_its_own_folder_and_the_generated_set_only(tmp_path, 
     vols = mounts(p)
     assert vols[str(p.run_dir.resolve())] == {"bind": RUN, "mode": "rw"}
     others = {k: v for k, v in vols.items() if v["bind"] != RUN}
-    # Only the synthetic set's own cache folder (never the whole cache: the engine socket lives there).
-    [(host, target)] = others.items()
+    # The synthetic set's own folder read-only, the decoded-image cache read-write; never the whole cache
+    # folder (the engine's socket lives there).
+    assert others[str(tmp_path / "cache" / "decoded")] == {"bind": f"{CACHE}/decoded", "mode": "rw"}
+    [(host, target)] = [(k, v) for k, v in others.items() if "decoded" not in v["bind"]]
     assert target["mode"] == "ro" and target["bind"].startswith(f"{CACHE}/synthetic/")
     assert host.startswith(str(tmp_path / "cache" / "synthetic"))
+    assert str(tmp_path / "cache") not in vols
 
 
 def test_container_spec_names_mount_points_and_keeps_the_hash(tmp_path):
