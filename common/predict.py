@@ -27,6 +27,7 @@ from PIL import Image
 from common.checkpoint import sha256
 from common.io import atomic_path, atomic_write_text, read_json
 from common.spec import RunSpec
+from common.status import RunStatus
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 SHEET_TILE = 128
@@ -53,7 +54,7 @@ def check_run(run_dir: Path) -> tuple[RunSpec, dict[str, Any], Path]:
                            "<dataset>/<protocol>/iter-<k>")
     spec = RunSpec.load(run_dir / "spec.json")
     status = read_json(run_dir / "status.json") if (run_dir / "status.json").is_file() else {}
-    if status.get("status") != "done":
+    if status.get("status") != RunStatus.DONE:
         raise RunNotUsable(f"run {run_dir} is not done (status: {status.get('status', 'no status.json')}); "
                            "finish it first (rerun the same `make run` command)")
     if status.get("spec_hash") != spec.hash:

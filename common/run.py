@@ -37,6 +37,7 @@ from common.predictions import index_hash
 from common.runlock import EXIT_LOCKED, RunLock, RunLocked
 from common.runlog import tee_output
 from common.spec import RunSpec
+from common.status import RunStatus
 from common.watchdog import watch_parent
 
 
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(spec_path: Path, run_dir: Path) -> int:
     spec = RunSpec.load(spec_path)
-    status: dict[str, Any] = {"status": "running", "spec_hash": spec.hash, "pid": os.getpid(),
+    status: dict[str, Any] = {"status": RunStatus.RUNNING, "spec_hash": spec.hash, "pid": os.getpid(),
                               "started": time.time(), **environment()}
     atomic_write_json(run_dir / "status.json", status)
     log(f"run {spec.model} / {spec.dataset} / iteration {spec.iteration} ({spec.profile} profile) -> {run_dir}")
@@ -237,17 +238,17 @@ def _run(spec_path: Path, run_dir: Path) -> int:
     try:
         watchdog = watch_parent(os.environ.get("FER_PARENT_PID"))
         execute(spec, run_dir, status)
-        status["status"] = "done"
+        status["status"] = RunStatus.DONE
     except KeyboardInterrupt:
         gone = watchdog is not None and watchdog.gone
         msg = (f"the process that started this run (pid {watchdog.pid}) is gone" if gone
                else "interrupted by the user")
-        status.update(status="interrupted", error_class="ParentGone" if gone else "KeyboardInterrupt",
+        status.update(status=RunStatus.INTERRUPTED, error_class="ParentGone" if gone else "KeyboardInterrupt",
                       error_message=msg)
         log(f"INTERRUPTED: {msg}")
         code = 130
     except Exception as e:  # a crashed run is recorded, never lost; the harness goes on
-        status.update(status="failed", error_class=type(e).__name__, error_message=str(e),
+        status.update(status=RunStatus.FAILED, error_class=type(e).__name__, error_message=str(e),
                       traceback=traceback.format_exc())
         log(f"FAILED: {type(e).__name__}: {e}")
         traceback.print_exc()

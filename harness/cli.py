@@ -11,6 +11,7 @@ import pandas as pd
 
 from common import config
 from common.datasets import dataset_names
+from common.status import IN_PROGRESS, LIVE, RunStatus
 from harness.bench import register as register_bench
 from harness.collect import collect
 from harness.engine import EngineError
@@ -20,7 +21,6 @@ from harness.profile import register as register_profile
 from harness.regress import register as register_regress
 from harness.runners import RUNNERS, get_runner
 from harness.runners.slurm import SlurmError, check_cluster
-from harness.stats import IN_PROGRESS
 
 
 def _add_selection(ap: argparse.ArgumentParser) -> None:
@@ -77,9 +77,9 @@ def _plan(args: argparse.Namespace):
     # Another sweep's runs (their folders are locked) are left alone, and the user is told why.
     for p in planned:
         name = f"{p.spec.model}/{p.spec.dataset}/iter-{p.spec.iteration}"
-        if p.state in ("running", "starting", "queued") and args.command == "run":
+        if p.state in LIVE and args.command == "run":
             print(f"skipping {name}: {p.note}", flush=True)
-        elif p.state == "stale" and args.command == "run":
+        elif p.state == RunStatus.STALE and args.command == "run":
             print(f"redoing {name}: {p.note} (the old result is moved to superseded/)", flush=True)
     return planned
 
@@ -222,11 +222,11 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
             print(f"\nprotocol {proto}  (tables, pairwise.csv, ranks.csv and figures in {out_dir}/)\n")
             print(render_markdown(sub_csv, ddof=args.ddof))
         shown = sub if cells is None else sub[[(m, d) in cells for m, d in zip(sub["model"], sub["dataset"])]]
-        done = shown[shown["status"] == "done"]
+        done = shown[shown["status"] == RunStatus.DONE]
         for ds, grp in done.groupby("dataset"):
             rate = pd.to_numeric(grp["majority_rate"]).mean()
             print(f"majority-class rate of the {ds} test folds: {rate:.3f} (a model must beat this)")
-        failed += int((~shown["status"].isin(("done", *IN_PROGRESS))).sum())
+        failed += int((~shown["status"].isin((RunStatus.DONE, *IN_PROGRESS))).sum())
         waiting += int(shown["status"].isin(IN_PROGRESS).sum())
     page = build_page(args.results, rendered, ddof=args.ddof)
     if not quiet:

@@ -16,6 +16,7 @@ from typing import Any
 from common import predictions
 from common.io import atomic_write_text, read_json
 from common.metrics import compute, majority_rate
+from common.status import RunStatus
 from harness.plan import live_state
 
 SUMMARY_COLUMNS = [
@@ -37,7 +38,7 @@ def run_dirs(results: Path) -> list[Path]:
 
 
 def _damaged(row: dict[str, Any], reason: str) -> dict[str, Any]:
-    row.update(status="damaged", error_class="DamagedRun", error_message=reason[:300],
+    row.update(status=RunStatus.DAMAGED, error_class="DamagedRun", error_message=reason[:300],
                accuracy="", balanced_accuracy="", macro_f1="", majority_rate="")
     return row
 
@@ -56,7 +57,7 @@ def collect_run(run_dir: Path, results: Path) -> dict[str, Any]:
         return _damaged(row, f"{run_dir / 'spec.json'}: unreadable ({type(e).__name__}: {e})")
     status_path = run_dir / "status.json"
     if not status_path.exists():
-        row["status"] = "pending"
+        row["status"] = RunStatus.PENDING
         return row
     try:
         status = read_json(status_path)
@@ -64,7 +65,7 @@ def collect_run(run_dir: Path, results: Path) -> dict[str, Any]:
             raise ValueError(f"expected an object, got {type(status).__name__}")
     except (OSError, ValueError) as e:
         return _damaged(row, f"{status_path}: unreadable ({type(e).__name__}: {e})")
-    row["status"] = status.get("status", "pending")
+    row["status"] = status.get("status", RunStatus.PENDING)
     for key in ("n_train", "n_val", "n_test", "best_epoch", "epochs_run", "wall_s", "split_hash",
                 "error_class", "error_message", "git_commit", "image", "train_images_per_s", "s_per_epoch",
                 "peak_memory_mb"):
@@ -72,11 +73,11 @@ def collect_run(run_dir: Path, results: Path) -> dict[str, Any]:
             row[key] = status[key]
     row["pretrained"] = (status.get("pretrained") or {}).get("summary", "")
     live = live_state(run_dir, status)
-    if live is not None and live[0] == "abandoned":
-        row.update(status="abandoned", error_class="Abandoned", error_message=live[1][:300])
+    if live is not None and live[0] == RunStatus.ABANDONED:
+        row.update(status=RunStatus.ABANDONED, error_class="Abandoned", error_message=live[1][:300])
     elif live is not None:
-        row["status"] = "running"  # `starting` included: in progress, not yet a result or a failure
-    elif row["status"] == "done":
+        row["status"] = RunStatus.RUNNING  # `starting` included: in progress, not yet a result or a failure
+    elif row["status"] == RunStatus.DONE:
         if status.get("spec_hash") != spec["spec_hash"]:
             return _damaged(row, f"{status_path}: belongs to another spec ({status.get('spec_hash')} "
                                  f"!= {spec['spec_hash']})")

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.status import RunStatus
+
 
 @dataclass
 class Confusion:
@@ -54,7 +56,7 @@ def _read(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
 def confusions(df: pd.DataFrame, results: Path) -> list[Confusion]:
     """One Confusion per (model, dataset) with done runs; run_dir is relative to `results` (or absolute)."""
     out = []
-    done = df[df["status"] == "done"]
+    done = df[df["status"] == RunStatus.DONE]
     for (model, dataset), group in done.groupby(["model", "dataset"], sort=True):
         cm: Confusion | None = None
         missing = []

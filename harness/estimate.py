@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from common import config
 from common.config import ROOT
+from common.status import RunStatus
 
 TIMED_STEPS = 3
 
@@ -84,7 +85,7 @@ def estimate(planned: list[Any], measure: Callable[..., float] = measure_step) -
     """One row per model over the runs that are not done: runs, seconds per step, steps, device-hours."""
     rows: dict[str, dict[str, Any]] = defaultdict(lambda: {"runs": 0, "steps": 0, "hours": 0.0, "step_s": set()})
     for p in planned:
-        if p.state == "done":
+        if p.state == RunStatus.DONE:
             continue
         cfg = p.spec.config
         # The threads a run will get: its own setting, else the cores split among the profile's parallel

@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 from common.io import atomic_path, atomic_write_text
+from common.status import IN_PROGRESS, RunStatus
 from harness.analysis import Analysis, analyse, cd_png, confusion_stem, pairwise_png, reference_png, slug
 from harness.names import METRIC_NAMES, dataset_name, model_name
 from harness.report import DEFAULT_METRICS, _environment, build_context
 from harness.profile import page_context as profile_page_context
 from harness.significance import ALPHA
-from harness.stats import IN_PROGRESS, read_summary
+from harness.stats import read_summary
 
 # Inventory columns in display order; absent ones (older summaries; `image` only with the container runner) are skipped.
 INVENTORY_COLUMNS = ("model", "dataset", "protocol", "iteration", "status", "error_class", "error_message",
@@ -110,9 +111,9 @@ def _protocol_section(proto: str, out_dir: Path, report_dir: Path, results: Path
 def _inventory(summary_csv: Path) -> tuple[list[str], list[dict[str, str]], dict[str, int]]:
     raw = pd.read_csv(summary_csv, dtype=str, keep_default_na=False)
     columns = [c for c in INVENTORY_COLUMNS if c in raw.columns]
-    rows = [{**{c: row[c] for c in columns}, "failed": row["status"] not in ("done", *IN_PROGRESS)}
+    rows = [{**{c: row[c] for c in columns}, "failed": row["status"] not in (RunStatus.DONE, *IN_PROGRESS)}
             for _, row in raw.iterrows()]
-    counts = {"total": len(raw), "done": int((raw["status"] == "done").sum()),
+    counts = {"total": len(raw), "done": int((raw["status"] == RunStatus.DONE).sum()),
               "in progress": int(raw["status"].isin(IN_PROGRESS).sum())}
     counts["failed"] = counts["total"] - counts["done"] - counts["in progress"]
     return columns, rows, counts

@@ -16,15 +16,12 @@ from common.io import atomic_write_json, read_json
 from common.runlock import LOCK_NAME, RunLock, RunLocked, holder_text, is_held, read_holder
 from common.fingerprint import dataset_fingerprint, model_meta, resolve_weights, weights_fingerprint
 from common.spec import RunSpec, what_changed
+from common.status import LEFT_ALONE, RunStatus
 from common.splits import protocol_id
 
 # A tag names a folder (`<protocol>-<tag>`): one path component, so nothing lands outside RESULTS
 # or outside the runs/<model>/<dataset>/<protocol>/ depth that collect reads.
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-TERMINAL = ("done", "failed", "timeout", "killed", "interrupted")
-# States a sweep leaves alone: finished, owned by a live process (another sweep's run), or waiting in a
-# SLURM queue (harness/runners/slurm.py refreshes that from the cluster before deciding).
-SKIPPED = ("done", "running", "starting", "queued")
 # What a run needs to continue mid-training (common/train.py): kept in place when the same spec is
 # run again, so an interrupted, killed or requeued run goes on from its last finished epoch.
 RESUME_FILES = ("last.pt", "best.pt", "train_log.jsonl")
@@ -41,7 +38,8 @@ class Planned:
 
     @property
     def todo(self) -> bool:
-        return self.state not in SKIPPED
+        # LEFT_ALONE includes SLURM-queued runs: harness/runners/slurm.py refreshes them from the cluster first.
+        return self.state not in LEFT_ALONE
 
 
 def expand(value: str | list[str], valid: list[str], what: str) -> list[str]:
@@ -99,12 +97,12 @@ def live_state(run_dir: Path, status: dict[str, Any], lock_checked: bool = False
     status says so but nobody does; None for a folder that is not in progress. `lock_checked`: the
     caller holds the lock itself (so nobody else does)."""
     if not lock_checked and is_held(run_dir):
-        return "running", f"in use by {holder_text(read_holder(run_dir))}"
+        return RunStatus.RUNNING, f"in use by {holder_text(read_holder(run_dir))}"
     state = status.get("status")
-    if state == "starting" and _harness_alive(status):
-        return "starting", f"being started by harness pid {status.get('harness_pid')} on {status.get('host')}"
-    if state in ("running", "starting"):
-        return "abandoned", (f"status says {state} (pid {status.get('pid', status.get('harness_pid', '?'))} on "
+    if state == RunStatus.STARTING and _harness_alive(status):
+        return RunStatus.STARTING, f"being started by harness pid {status.get('harness_pid')} on {status.get('host')}"
+    if state in (RunStatus.RUNNING, RunStatus.STARTING):
+        return RunStatus.ABANDONED, (f"status says {state} (pid {status.get('pid', status.get('harness_pid', '?'))} on "
                              f"{status.get('hostname', status.get('host', '?'))}) but no process holds "
                              f"{run_dir / LOCK_NAME}: the run died without recording its end")
     return None
@@ -114,24 +112,25 @@ def run_state(spec: RunSpec, run_dir: Path) -> tuple[str, str]:
     """(state, note) of a planned run's folder."""
     status_path = run_dir / "status.json"
     if not status_path.is_file():
-        return ("running", f"in use by {holder_text(read_holder(run_dir))}") if is_held(run_dir) else ("pending", "")
+        return ((RunStatus.RUNNING, f"in use by {holder_text(read_holder(run_dir))}") if is_held(run_dir)
+                else (RunStatus.PENDING, ""))
     try:
         status = read_json(status_path)
     except (OSError, ValueError) as e:
-        return "damaged", f"{status_path}: unreadable ({e})"
+        return RunStatus.DAMAGED, f"{status_path}: unreadable ({e})"
     live = live_state(run_dir, status)
-    if live is not None and live[0] != "abandoned":
+    if live is not None and live[0] != RunStatus.ABANDONED:
         return live  # another sweep's run: never redone or moved, whatever its spec
     if status.get("spec_hash") != spec.hash:
         try:
-            return "stale", what_changed(read_json(run_dir / "spec.json"), spec)
+            return RunStatus.STALE, what_changed(read_json(run_dir / "spec.json"), spec)
         except (OSError, ValueError):
-            return "stale", "the spec changed"
+            return RunStatus.STALE, "the spec changed"
     if live is not None:
         return live
-    state = status.get("status", "pending")
-    if state == "done" and not (run_dir / "predictions.csv").is_file():
-        return "pending", ""
+    state = status.get("status", RunStatus.PENDING)
+    if state == RunStatus.DONE and not (run_dir / "predictions.csv").is_file():
+        return RunStatus.PENDING, ""
     return state, ""
 
 
@@ -181,17 +180,17 @@ def prepare(p: Planned) -> Path:
         except (OSError, ValueError):
             status = {}
         live = live_state(p.run_dir, status, lock_checked=True)
-        if live is not None and live[0] != "abandoned":
+        if live is not None and live[0] != RunStatus.ABANDONED:
             raise RunLocked(f"{p.run_dir} is {live[1]}")
         # The lock file stays: moving it would let another process lock a fresh file at the same path.
         # A run of the same spec continues from its last.pt (which the run checks against the spec hash);
         # a stale folder's files, or a folder without last.pt, are all moved aside.
         keep = {LOCK_NAME}
-        if p.state != "stale" and (p.run_dir / RESUME_FILES[0]).is_file():
+        if p.state != RunStatus.STALE and (p.run_dir / RESUME_FILES[0]).is_file():
             keep.update(RESUME_FILES)
         entries = [e for e in p.run_dir.iterdir() if e.name not in keep]
         if entries:
-            state = p.state if p.state != "pending" else "incomplete"
+            state = p.state if p.state != RunStatus.PENDING else RunStatus.INCOMPLETE
             aside = (p.run_dir.parent / "superseded" /
                      f"{p.run_dir.name}-{state}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
             aside.mkdir(parents=True, exist_ok=True)
@@ -200,6 +199,6 @@ def prepare(p: Planned) -> Path:
         spec_path = p.run_dir / "spec.json"
         p.spec.save(spec_path)
         atomic_write_json(p.run_dir / "status.json",
-                          {"status": "starting", "spec_hash": p.spec.hash, "host": socket.gethostname(),
+                          {"status": RunStatus.STARTING, "spec_hash": p.spec.hash, "host": socket.gethostname(),
                            "harness_pid": os.getpid(), "since": time.time()})
     return spec_path

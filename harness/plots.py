@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from common.io import atomic_path
+from common.status import RunStatus
 from harness.confusion import Confusion
 from harness.names import DATASET_NAMES, METRIC_NAMES, MODEL_NAMES, dataset_name, model_name, ordered
 from harness.significance import ALPHA, Ranks
@@ -40,7 +41,7 @@ def plot_metric(df: pd.DataFrame, metric: str, path: Path, chance: dict[str, flo
     """
     datasets = ordered(df["dataset"], DATASET_NAMES)
     models = ordered(df["model"], MODEL_NAMES)
-    done = df[(df["status"] == "done") & df[metric].notna()]
+    done = df[(df["status"] == RunStatus.DONE) & df[metric].notna()]
     width = 0.8 / len(models)
     fig = _figure(max(6.0, 1.0 + len(datasets) * (0.6 + 0.35 * len(models))), 4.5)
     ax = fig.add_subplot()

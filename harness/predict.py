@@ -15,6 +15,7 @@ from pathlib import Path
 
 from common.config import ROOT
 from common.spec import RunSpec
+from common.status import RunStatus
 from harness.plan import Planned
 
 # Mount points of the predict container (the run's own folder is mounted read-only here, not at /fer/run).
@@ -58,7 +59,7 @@ def container_options(run_dir: Path, images: Path, out: Path, gpu: str | None, m
         launcher.gpu_runtime = engine.gpu_runtime(launcher.client)
         if launcher.gpu_runtime is None:
             raise engine.EngineError(f"GPUS={gpu} asked for, but the engine has no GPU runtime (see docker/README.md)")
-    opts = launcher.options(Planned(spec, run_dir, "done"), gpu)
+    opts = launcher.options(Planned(spec, run_dir, RunStatus.DONE), gpu)
     opts["volumes"] = {str(run_dir.resolve()): {"bind": RUN_RO, "mode": "ro"},
                        str(images.resolve()): {"bind": IMAGES_RO, "mode": "ro"},
                        str(out.resolve()): {"bind": OUT_RW, "mode": "rw"}}

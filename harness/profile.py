@@ -19,6 +19,7 @@ from typing import Any
 
 from common.config import ROOT
 from common.io import atomic_write_text, read_json
+from common.status import RunStatus
 from harness.names import MODEL_NAMES, model_name, ordered
 
 COLUMNS = ["model", "dataset", "image_size", "params_m", "trainable_params_m", "gmacs", "latency_ms", "batch",
@@ -156,7 +157,7 @@ def plot_accuracy_vs_cost(summary: "pd.DataFrame", rows: list[dict[str, str]], c
     from harness.plots import _figure, _save
 
     cost = {r["model"]: float(r[column]) for r in rows if not r.get("error") and r.get(column)}
-    done = summary[(summary["status"] == "done") & summary["model"].isin(list(cost))]
+    done = summary[(summary["status"] == RunStatus.DONE) & summary["model"].isin(list(cost))]
     if done.empty:
         return None
     means = done.assign(value=pd.to_numeric(done[metric])).groupby(["dataset", "model"])["value"].mean()

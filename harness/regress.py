@@ -35,6 +35,7 @@ from typing import Any
 from common import config
 from common.config import ROOT, parse_overrides
 from common.io import atomic_write_json, read_json
+from common.status import RunStatus
 from harness.plan import Planned, plan
 
 PROFILE = "regress"
@@ -207,7 +208,7 @@ def _fresh(planned: list[Planned]) -> None:
     for p in planned:
         if p.run_dir.exists():
             shutil.rmtree(p.run_dir)
-        p.state = "pending"
+        p.state = RunStatus.PENDING
 
 
 def regress(args: argparse.Namespace) -> int:
@@ -244,7 +245,7 @@ def regress(args: argparse.Namespace) -> int:
     for p in planned:
         key = (p.spec.model, p.spec.dataset)
         status = _status(p)
-        if status.get("status") != "done":
+        if status.get("status") != RunStatus.DONE:
             failed += 1
             why = f"{status.get('status')}: {status.get('error_class')}: {str(status.get('error_message'))[:120]}"
             rows.append(_row(p.spec.model, "run", "done", why, "", "FAILED"))
@@ -295,7 +296,7 @@ def _status(p: Planned) -> dict[str, Any]:
     try:
         return read_json(p.run_dir / "status.json")
     except (OSError, ValueError):
-        return {"status": "failed", "error_class": "NoStatus", "error_message": "the run wrote no status.json"}
+        return {"status": RunStatus.FAILED, "error_class": "NoStatus", "error_message": "the run wrote no status.json"}
 
 
 def _shown(path: Path) -> str:

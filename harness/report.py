@@ -16,6 +16,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from common.io import atomic_path
+from common.status import RunStatus
 from harness.analysis import analyse, write_analysis
 from harness.names import DATASET_NAMES, METRIC_NAMES, MODEL_NAMES, ordered
 from harness.plots import plot_metric
@@ -82,7 +83,7 @@ def _init_line(df: pd.DataFrame, models: Sequence[str]) -> tuple[str, list[str]]
     """Which columns used pretrained weights; a warning for each column that mixes both kinds."""
     groups: dict[str, list[str]] = {"pretrained": [], "from scratch": [], "mixed": []}
     warnings = []
-    done = df[df["status"] == "done"]
+    done = df[df["status"] == RunStatus.DONE]
     for model in models:
         kinds = {is_pretrained(v) for v in done.loc[done["model"] == model, "pretrained"]}
         if kinds == {True, False}:

@@ -28,6 +28,7 @@ import scikit_posthocs as sp
 from scipy import stats as sstats
 from statsmodels.stats.multitest import multipletests
 
+from common.status import RunStatus
 from harness.stats import aggregate
 
 ALPHA = 0.05
@@ -72,7 +73,7 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
 
 
 def _done(df: pd.DataFrame, dataset: str, model: str, metric: str) -> pd.DataFrame:
-    rows = df[(df["dataset"] == dataset) & (df["model"] == model) & (df["status"] == "done") & df[metric].notna()]
+    rows = df[(df["dataset"] == dataset) & (df["model"] == model) & (df["status"] == RunStatus.DONE) & df[metric].notna()]
     return rows.drop_duplicates("iteration", keep="last").set_index("iteration").sort_index()
 
 

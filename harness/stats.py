@@ -10,11 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# Outcomes the runners write; any other value (a newer runner's, e.g. `damaged`) also counts as a failure,
-# so a new status never drops runs from the counts or stops a report.
-STATUSES = ("done", "failed", "timeout", "killed", "interrupted", "damaged")
-# Runs without an outcome yet (another sweep is still running them): not part of any table.
-IN_PROGRESS = ("running", "pending", "queued")  # queued: submitted to SLURM
+from common.status import IN_PROGRESS, OUTCOMES, RunStatus
+
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 REQUIRED_COLUMNS = ("model", "dataset", "protocol", "iteration", "status", "pretrained", "split_hash",
                     "error_class", *METRICS)
@@ -37,7 +34,7 @@ def read_summary(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}")
     empty = int((df["status"] == "").sum())
     if empty:
-        raise ValueError(f"{path}: {empty} row(s) with an empty status; valid: {', '.join(STATUSES + IN_PROGRESS)} "
+        raise ValueError(f"{path}: {empty} row(s) with an empty status; valid: {', '.join(OUTCOMES + IN_PROGRESS)} "
                          "(any other value counts as a failure)")
     df = df[~df["status"].isin(IN_PROGRESS)].reset_index(drop=True)
     for col in METRICS:
@@ -68,7 +65,7 @@ def split_mismatches(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _failure(row: pd.Series, metric: str) -> str:
-    if row["status"] == "done":
+    if row["status"] == RunStatus.DONE:
         return f"iter {row['iteration']}: done but no {metric}"
     return f"iter {row['iteration']}: {row['error_class'] or row['status']}"
 
@@ -92,9 +89,9 @@ def aggregate(df: pd.DataFrame, metric: str, ddof: int = 1) -> pd.DataFrame:
     rows = []
     for (dataset, model), group in df.groupby(["dataset", "model"], sort=True):
         group = group.sort_values("iteration")
-        ok = (group["status"] == "done") & group[metric].notna()
+        ok = (group["status"] == RunStatus.DONE) & group[metric].notna()
         values = group.loc[ok, metric].to_numpy(dtype=float)
-        done = group[group["status"] == "done"]
+        done = group[group["status"] == RunStatus.DONE]
         rows.append({
             "dataset": dataset,
             "model": model,
@@ -120,7 +117,7 @@ def chance_levels(df: pd.DataFrame, metric: str) -> dict[str, float]:
     from common.datasets import class_names  # torch-free; imported here so stats stays importable alone
 
     out: dict[str, float] = {}
-    done = df[df["status"] == "done"]
+    done = df[df["status"] == RunStatus.DONE]
     for dataset, group in done.groupby("dataset"):
         if metric == "accuracy" and "majority_rate" in group.columns:
             rates = pd.to_numeric(group["majority_rate"].replace("", np.nan), errors="coerce").dropna()

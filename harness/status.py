@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from common.io import read_json
+from common.status import FAILURES, RunStatus
 from harness.plan import Planned
 from harness.runners.slurm import SLURM_FILE, SlurmError, refresh
 
@@ -25,14 +26,14 @@ def _epochs(p: Planned) -> str:
 
 def detail(p: Planned) -> str:
     """What a user wants to know about a run in this state, in a few words."""
-    if p.state == "done":
+    if p.state == RunStatus.DONE:
         try:
             return f"test accuracy {read_json(p.run_dir / 'metrics.json')['accuracy']:.4f}"
         except (OSError, ValueError, KeyError):
             return ""
-    if p.state == "running":
+    if p.state == RunStatus.RUNNING:
         return f"{_epochs(p)}; {p.note}" if p.note else _epochs(p)
-    if p.state in ("failed", "interrupted", "timeout", "killed"):
+    if p.state in FAILURES:
         try:
             status = read_json(p.run_dir / "status.json")
         except (OSError, ValueError):

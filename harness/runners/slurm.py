@@ -36,6 +36,7 @@ from submitit.helpers import Checkpointable, DelayedSubmission
 from common.config import ROOT
 from common.io import atomic_write_json, read_json
 from common.runlock import EXIT_LOCKED, RunLock, RunLocked
+from common.status import RunStatus
 from harness.plan import Planned, prepare
 
 SLURM_FILE = "slurm.json"
@@ -230,13 +231,13 @@ def refresh(planned: list[Planned]) -> None:
     the SLURM state as its error class (TIMEOUT, PREEMPTED, OUT_OF_MEMORY, NODE_FAIL, CANCELLED...)."""
     submitted = {}
     for p in planned:
-        if p.state == "stale" or not (p.run_dir / SLURM_FILE).is_file():
+        if p.state == RunStatus.STALE or not (p.run_dir / SLURM_FILE).is_file():
             continue
         try:
             info = read_json(p.run_dir / SLURM_FILE)
         except (OSError, ValueError):
             continue
-        if info.get("spec_hash") == p.spec.hash and p.state != "done":
+        if info.get("spec_hash") == p.spec.hash and p.state != RunStatus.DONE:
             submitted[info["job_id"]] = (p, info)
     if not submitted:
         return
@@ -248,9 +249,9 @@ def refresh(planned: list[Planned]) -> None:
         state = acct["state"]
         info.update(state=state, checked=time.time())
         if state in WAITING:
-            p.state, p.note = "queued", f"SLURM job {job_id} {state.lower()} for {_ago(info['submitted'])}"
+            p.state, p.note = RunStatus.QUEUED, f"SLURM job {job_id} {state.lower()} for {_ago(info['submitted'])}"
         elif state in ACTIVE:
-            p.state, p.note = "running", f"SLURM job {job_id} running"
+            p.state, p.note = RunStatus.RUNNING, f"SLURM job {job_id} running"
         else:
             _record_end(p, job_id, info, acct)
 
@@ -262,25 +263,25 @@ def _record_end(p: Planned, job_id: str, info: dict[str, Any], acct: dict[str, s
     try:
         lock = RunLock(p.run_dir).acquire(role="harness")
     except RunLocked:  # the run (or another harness) holds the folder: it is not over after all
-        p.state, p.note = "running", f"SLURM job {job_id} {state.lower()}, folder in use"
+        p.state, p.note = RunStatus.RUNNING, f"SLURM job {job_id} {state.lower()}, folder in use"
         return
     with lock:
         try:
             status = read_json(p.run_dir / "status.json")
         except (OSError, ValueError):
             status = {}
-        if status.get("status") == "done":  # finished between the plan and now: a result, whatever the job did next
-            p.state, p.note = "done", ""
+        if status.get("status") == RunStatus.DONE:  # finished between the plan and now: a result, whatever the job did next
+            p.state, p.note = RunStatus.DONE, ""
             return
         if status.get("slurm_state") != state:
-            if status.get("status") not in ("failed",) or state != "FAILED":
-                status.update(status="failed", error_class=state,
+            if status.get("status") != RunStatus.FAILED or state != "FAILED":
+                status.update(status=RunStatus.FAILED, error_class=state,
                               error_message=f"SLURM job {job_id} ended {state} (exit code {acct['exit_code']}, "
                                             f"ran {acct['elapsed']}); log: {info.get('log', '?')}")
             status.update(slurm_state=state, slurm_job_id=job_id, spec_hash=p.spec.hash)
             atomic_write_json(p.run_dir / "status.json", status)
             atomic_write_json(p.run_dir / SLURM_FILE, info)
-        p.state, p.note = "failed", f"{status.get('error_class')}: {status.get('error_message', '')}"
+        p.state, p.note = RunStatus.FAILED, f"{status.get('error_class')}: {status.get('error_message', '')}"
 
 
 def _ago(since: float) -> str:
@@ -307,7 +308,7 @@ def run_slurm(planned: list[Planned], jobs: int | None = None, timeout: float | 
     check_cluster(partition, results)
     refresh(planned)
     for p in planned:
-        if p.state in ("queued", "running"):
+        if p.state in (RunStatus.QUEUED, RunStatus.RUNNING):
             print(f"{p.state:8s} {label(p)}: {p.note}", flush=True)
     todo = [p for p in planned if p.todo]
     if not todo:
@@ -356,7 +357,7 @@ def run_slurm(planned: list[Planned], jobs: int | None = None, timeout: float | 
         info = {"job_id": job.job_id, "submitted": now, "partition": partition, "time_limit_min": limit,
                 "spec_hash": p.spec.hash, "log": log, "state": "PENDING"}
         atomic_write_json(p.run_dir / SLURM_FILE, info)
-        status = {"status": "queued", "spec_hash": p.spec.hash, "slurm_job_id": job.job_id, "submitted": now,
+        status = {"status": RunStatus.QUEUED, "spec_hash": p.spec.hash, "slurm_job_id": job.job_id, "submitted": now,
                   "host": socket.gethostname(), "partition": partition}
         atomic_write_json(p.run_dir / "status.json", status)
         records.append({"run": label(p), **info})

@@ -20,7 +20,8 @@ from typing import Any, Iterator, Protocol
 
 from common.io import atomic_write_json, atomic_write_text, read_json
 from common.runlock import EXIT_LOCKED, LOCK_NAME, RunLocked
-from harness.plan import TERMINAL, Planned, prepare
+from common.status import TERMINAL, RunStatus
+from harness.plan import Planned, prepare
 
 INTERRUPT_GRACE_S = 30  # seconds a run gets after Ctrl-C to write its status before it is killed
 CONSOLE_TAIL = 5000     # console lines kept for a run that dies before writing its own run.log
@@ -70,18 +71,18 @@ def finalize_status(run_dir: Path, spec_hash: str, end: Exit, timed_out: bool, i
     if status.get("status") not in TERMINAL or timed_out or end.oom_killed:
         rc = end.returncode
         if timed_out:
-            status.update(status="timeout", error_class="Timeout", error_message="run exceeded the harness timeout")
+            status.update(status=RunStatus.TIMEOUT, error_class="Timeout", error_message="run exceeded the harness timeout")
         elif end.oom_killed:
-            status.update(status="killed", error_class="OOMKilled",
+            status.update(status=RunStatus.KILLED, error_class="OOMKilled",
                           error_message="killed by the out-of-memory killer" + (f" ({end.detail})" if end.detail else ""))
         elif interrupted:
-            status.update(status="interrupted", error_class="KeyboardInterrupt", error_message="sweep interrupted")
+            status.update(status=RunStatus.INTERRUPTED, error_class="KeyboardInterrupt", error_message="sweep interrupted")
         elif rc is not None and (rc < 0 or rc == 137):
             sig = signal.Signals(-rc).name if rc < 0 else "SIGKILL"
-            status.update(status="killed", error_class="Killed",
+            status.update(status=RunStatus.KILLED, error_class="Killed",
                           error_message=f"process killed by {sig}" + (" (out of memory?)" if sig == "SIGKILL" else ""))
         else:
-            status.update(status="failed", error_class="ProcessExit",
+            status.update(status=RunStatus.FAILED, error_class="ProcessExit",
                           error_message=f"process exited with code {rc} without writing a status")
         status.setdefault("spec_hash", spec_hash)
         status["finished"] = time.time()
@@ -110,7 +111,7 @@ class Supervisor:
 
     def _run_one(self, p: Planned) -> dict:
         if self._interrupted.is_set():
-            return {"status": "interrupted"}
+            return {"status": RunStatus.INTERRUPTED}
         device = self._devices.get() if self._devices else None
         try:
             return self._supervise(p, device)
@@ -124,13 +125,13 @@ class Supervisor:
             spec_path = prepare(p)
         except RunLocked as e:  # another sweep took the folder since it was planned: its run, not ours
             say(f"[{name}] skipped: {e}")
-            return {"status": "skipped", "error_message": str(e)}
+            return {"status": RunStatus.SKIPPED, "error_message": str(e)}
         log_path = p.run_dir / "run.log"
         timed_out = False
         try:
             launch = self.launcher.start(p, spec_path, device)
         except Exception as e:  # e.g. the engine refused the container: a recorded failure, the sweep goes on
-            status = {"status": "failed", "spec_hash": p.spec.hash, "error_class": type(e).__name__,
+            status = {"status": RunStatus.FAILED, "spec_hash": p.spec.hash, "error_class": type(e).__name__,
                       "error_message": f"the {self.launcher.name} runner could not start the run: {e}",
                       "finished": time.time()}
             atomic_write_json(p.run_dir / "status.json", status)
@@ -166,10 +167,10 @@ class Supervisor:
         if end.returncode == EXIT_LOCKED and not timed_out:
             # The folder's lock was taken by another process: that process owns status.json.
             say(f"[{name}] skipped: another process holds {p.run_dir / LOCK_NAME}")
-            return {"status": "skipped"}
+            return {"status": RunStatus.SKIPPED}
         status = finalize_status(p.run_dir, p.spec.hash, end, timed_out, self._interrupted.is_set())
         msg = status.get("status")
-        if msg != "done":
+        if msg != RunStatus.DONE:
             msg += f": {status.get('error_class')}: {status.get('error_message')}"
         say(f"[{name}] finished ({msg}) in {status.get('wall_s', '?')} s; log {log_path}")
         return status
