@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from tests.containers.test_containers import cache, client, dan_image, harness, run_containers  # noqa: F401
+from tests.containers.conftest import harness, run_containers
 from tests.harness.test_predict import _feat_photos
 from tests.preprocess.photo_set import FRONTAL, copy_photo
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
 
-def test_predict_in_the_model_container(client, dan_image, cache, tmp_path):  # noqa: F811
+def test_predict_in_the_model_container(client, dan_image, cache, tmp_path):
     results = tmp_path / "results"
     run = harness("run", "--runner", "local", results=results, cache=cache)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
