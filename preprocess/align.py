@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from common.datasets.base import to_rgb
+from common.io import atomic_path
 from preprocess import geometry, layouts
 from preprocess.choose import SELECT_CHOICES, choose_face
 from preprocess.detector import Detection, detect, load_mtcnn
@@ -84,14 +84,8 @@ def _save_atomic(img: Image.Image, path: Path) -> None:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"cannot write image format of {path}: unknown extension {path.suffix!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:  # the temp name ends in .tmp: the format is given, not guessed
         img.save(tmp, format=fmt, **({"quality": JPEG_QUALITY} if fmt == "JPEG" else {}))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_face(task: dict[str, Any]) -> dict[str, Any]:

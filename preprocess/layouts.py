@@ -26,7 +26,7 @@ from typing import Callable
 
 from common.datasets import ckplus, expw, rafdb, sfew
 from common.datasets.base import check_names
-from common.io import atomic_write_text
+from common.io import atomic_path, atomic_write_text
 
 DATASETS = ("expw", "rafdb", "sfew", "ckplus", "folder")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -77,13 +77,10 @@ def _csv_writer(src: Path, dst: Path, header: list[str], rows: list[list[str]]) 
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
             return
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with atomic_path(dst) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(header)
             w.writerows(r for i, r in enumerate(rows) if i in kept)
-        tmp.replace(dst)
 
     return write
 
