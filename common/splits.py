@@ -20,10 +20,6 @@ class Split:
     val: np.ndarray
     test: np.ndarray
 
-    @property
-    def hash(self) -> str:
-        return split_hash(self)
-
 
 def protocol_id(protocol: dict[str, Any]) -> str:
     """A readable id that changes whenever the folds would."""
