@@ -9,7 +9,6 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import common.progress
-from common.adapter import Task
 from common.progress import EpochProgress
 from common.train import fit
 
@@ -61,20 +60,7 @@ def test_the_bar_is_drawn_on_the_terminal_and_erased_at_the_end():
     assert lines == []
 
 
-class _Linear(Task):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = torch.nn.Linear(4, 3)
-
-    def forward(self, images, targets):
-        logits = self.fc(images)
-        return {"loss": torch.nn.functional.cross_entropy(logits, targets), "logits": logits}
-
-    def predict(self, images):
-        return self.fc(images)
-
-
-def test_fit_reports_progress_within_epochs(tmp_path: Path, monkeypatch):
+def test_fit_reports_progress_within_epochs(tmp_path: Path, monkeypatch, linear_task):
     monkeypatch.setattr(common.progress, "LINE_INTERVAL_S", 0.0)  # a line at every batch but the last
     monkeypatch.setattr(sys, "__stderr__", io.StringIO())
     g = torch.Generator().manual_seed(0)
@@ -84,7 +70,7 @@ def test_fit_reports_progress_within_epochs(tmp_path: Path, monkeypatch):
                      "scheduler": "none", "scheduler_step": "epoch", "grad_accum": 1, "grad_clip": None,
                      "patience": None, "epochs": 2, "warmup_steps": 0, "batch_size": 8}}
     lines: list[str] = []
-    fit(_Linear(), DataLoader(data, batch_size=8), DataLoader(data, batch_size=40), cfg, tmp_path,
+    fit(linear_task(), DataLoader(data, batch_size=8), DataLoader(data, batch_size=40), cfg, tmp_path,
         torch.device("cpu"), log=lines.append)
     batch_lines = [line.split(" loss")[0].strip() for line in lines if " batch " in line]
     assert batch_lines == [f"epoch {e}/2 batch {b}/5" for e in (1, 2) for b in (1, 2, 3, 4)]

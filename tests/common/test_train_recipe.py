@@ -15,20 +15,7 @@ from common.adapter import Task
 from common.train import fit
 
 
-class _Linear(Task):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = torch.nn.Linear(4, 3)
-
-    def forward(self, images, targets):
-        logits = self.fc(images)
-        return {"loss": torch.nn.functional.cross_entropy(logits, targets), "logits": logits}
-
-    def predict(self, images):
-        return self.fc(images)
-
-
-def _reference_steps(task: _Linear, batches, accum: int, clip: float, lr: float) -> None:
+def _reference_steps(task: Task, batches, accum: int, clip: float, lr: float) -> None:
     """The reference loop, written out: loss / accum, backward, every accum batches clip and step."""
     opt = torch.optim.SGD(task.parameters(), lr=lr)
     opt.zero_grad()
@@ -41,12 +28,13 @@ def _reference_steps(task: _Linear, batches, accum: int, clip: float, lr: float)
 
 
 @pytest.mark.parametrize("accum,clip", [(4, 0.05), (4, None), (1, 0.05)])
-def test_accumulation_and_clipping_match_the_reference_loop(tmp_path: Path, accum: int, clip: float | None):
+def test_accumulation_and_clipping_match_the_reference_loop(tmp_path: Path, accum: int, clip: float | None,
+                                                             linear_task):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 4, generator=g), torch.randint(0, 3, (64,), generator=g)
     data = TensorDataset(x, y, torch.arange(64))
     torch.manual_seed(0)
-    ours = _Linear()
+    ours = linear_task()
     reference, unclipped = copy.deepcopy(ours), copy.deepcopy(ours)
     cfg = {"train": {"amp": False, "optimizer": "sgd", "lr": 1.0, "weight_decay": 0.0, "momentum": 0.0,
                      "scheduler": "none", "scheduler_step": "epoch", "grad_accum": accum, "grad_clip": clip,

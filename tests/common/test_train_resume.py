@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -60,20 +61,7 @@ def test_a_run_killed_after_epoch_1_resumes_and_ends_as_an_uninterrupted_run(tmp
     assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in whole_rows]
 
 
-class _Linear(Task):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = torch.nn.Linear(4, 3)
-
-    def forward(self, images, targets):
-        logits = self.fc(images)
-        return {"loss": torch.nn.functional.cross_entropy(logits, targets), "logits": logits}
-
-    def predict(self, images):
-        return self.fc(images)
-
-
-def _fit(run_dir: Path, spec_hash: str, epochs: int, lines: list[str]) -> list[float]:
+def _fit(make_task: Callable[[], Task], run_dir: Path, spec_hash: str, epochs: int, lines: list[str]) -> list[float]:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(40, 4, generator=g), torch.randint(0, 3, (40,), generator=g)
@@ -81,27 +69,27 @@ def _fit(run_dir: Path, spec_hash: str, epochs: int, lines: list[str]) -> list[f
     cfg = {"train": {"amp": False, "optimizer": "sgd", "lr": 0.1, "weight_decay": 0.0, "momentum": 0.9,
                      "scheduler": "cosine", "t_max": 4, "scheduler_step": "epoch", "grad_accum": 1,
                      "grad_clip": None, "patience": None, "epochs": epochs, "warmup_steps": 2, "batch_size": 8}}
-    task = _Linear()
+    task = make_task()
     loader = DataLoader(data, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0))
     fit(task, loader, DataLoader(data, batch_size=40), cfg, run_dir, torch.device("cpu"), log=lines.append,
         spec_hash=spec_hash)
     return [json.loads(r)["train_loss"] for r in (run_dir / "train_log.jsonl").read_text().splitlines()]
 
 
-def test_last_pt_of_another_spec_is_not_resumed(tmp_path: Path) -> None:
+def test_last_pt_of_another_spec_is_not_resumed(tmp_path: Path, linear_task) -> None:
     lines: list[str] = []
-    _fit(tmp_path, "aaaa", 2, lines)
+    _fit(linear_task, tmp_path, "aaaa", 2, lines)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2
     lines.clear()
-    losses = _fit(tmp_path, "bbbb", 2, lines)
+    losses = _fit(linear_task, tmp_path, "bbbb", 2, lines)
     assert any("belongs to another spec (aaaa, this run is bbbb); starting from epoch 1" in line for line in lines)
     assert not any("resuming" in line for line in lines) and len(losses) == 2
 
 
-def test_a_finished_last_pt_resumes_with_nothing_left_to_train(tmp_path: Path) -> None:
+def test_a_finished_last_pt_resumes_with_nothing_left_to_train(tmp_path: Path, linear_task) -> None:
     lines: list[str] = []
-    first = _fit(tmp_path, "aaaa", 2, lines)
+    first = _fit(linear_task, tmp_path, "aaaa", 2, lines)
     lines.clear()
-    again = _fit(tmp_path, "aaaa", 2, lines)
+    again = _fit(linear_task, tmp_path, "aaaa", 2, lines)
     assert "resuming from last.pt after epoch 2/2 (resume 1)" in lines
     assert not any(line.startswith("epoch ") for line in lines) and again == first

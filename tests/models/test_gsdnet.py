@@ -16,7 +16,15 @@ from common.registry import get_adapter
 from models.gsdnet.adapter import WEIGHTS, gradual_distillation, soft_cross_entropy
 from models.gsdnet.convert import convert
 
-torch.set_num_threads(1)
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread while this module's tests run (2 shared cores), restored after it, so the
+    setting does not leak into the rest of the session."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
