@@ -17,14 +17,7 @@ from models.gsdnet.adapter import WEIGHTS, gradual_distillation, soft_cross_entr
 from models.gsdnet.convert import convert
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread while this module's tests run (2 shared cores), restored after it, so the
-    setting does not leak into the rest of the session."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
