@@ -7,7 +7,6 @@ trusts the file (`converter_main`, used by each model's convert.py); training ne
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -16,15 +15,7 @@ import torch
 from torch import nn
 
 from common.adapter import LoadReport
-from common.io import atomic_path
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+from common.io import atomic_path, file_sha256
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -112,7 +103,7 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], *, files: li
         else:
             renamed[new] = v
     missing = sorted(set(target) - set(renamed))
-    report = LoadReport(files=[str(f) for f in files], sha256=[sha256(Path(f)) for f in files],
+    report = LoadReport(files=[str(f) for f in files], sha256=[file_sha256(Path(f)) for f in files],
                         loaded=len(renamed), expected=len(target), missing=missing, unexpected=unexpected)
     if strict and (missing or unexpected):
         raise ValueError(

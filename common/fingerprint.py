@@ -13,18 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from common.config import ROOT
-
-_CHUNK = 1 << 20
+from common.io import file_sha256
 
 
 @lru_cache(maxsize=64)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
     """sha256 of a file, cached per (path, size, mtime) for the life of the process."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(Path(path))
 
 
 def sha256(path: Path) -> str:

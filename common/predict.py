@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common.checkpoint import sha256
-from common.io import atomic_path, atomic_write_text, read_json
+from common.io import atomic_path, atomic_write_text, file_sha256, read_json
 from common.spec import RunSpec
 from common.status import RunStatus
 
@@ -68,7 +67,7 @@ def check_run(run_dir: Path) -> tuple[RunSpec, dict[str, Any], Path]:
     if recorded is None:
         print(f"WARNING: {run_dir / 'status.json'} records no checkpoint hash (a run from before it was "
               f"recorded); {ckpt} is taken as the run's own", file=sys.stderr, flush=True)
-    elif sha256(ckpt) != recorded:
+    elif file_sha256(ckpt) != recorded:
         raise RunNotUsable(f"{ckpt} is not the checkpoint of spec {spec.hash} (sha256 differs from the one "
                            f"status.json recorded): it was replaced or copied from another run; rerun the run")
     return spec, status, ckpt

@@ -20,7 +20,6 @@ import os
 import platform
 import signal
 import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -31,9 +30,10 @@ import numpy as np
 
 from common.config import ROOT
 from common.fingerprint import resolve_weights, weights_fingerprint
-from common.io import atomic_write_json, atomic_write_text
+from common.io import atomic_write_json, atomic_write_text, file_sha256
 from common.metrics import compute
 from common.predictions import index_hash
+from common.provenance import git_commit
 from common.runlock import EXIT_LOCKED, RunLock, RunLocked
 from common.runlog import tee_output
 from common.spec import RunSpec
@@ -43,18 +43,6 @@ from common.watchdog import watch_parent
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def git_commit() -> str:
-    if os.environ.get("FER_GIT_COMMIT"):  # set in the model images, which carry no .git
-        return os.environ["FER_GIT_COMMIT"]
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def environment() -> dict[str, Any]:
@@ -196,9 +184,7 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     if not tcfg["keep_checkpoint"]:
         (run_dir / "best.pt").unlink(missing_ok=True)
     else:  # `make predict` checks that best.pt is this run's own checkpoint, not one copied in
-        from common.checkpoint import sha256
-
-        status["checkpoint_sha256"] = sha256(run_dir / "best.pt")
+        status["checkpoint_sha256"] = file_sha256(run_dir / "best.pt")
     status.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run, stopped_early=result.stopped_early,
                   best_val_accuracy=result.best_val_accuracy, num_params=n_params, class_names=pool.class_names,
                   resumes=result.resumes)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common import config
 from common.config import ROOT
+from common.provenance import git_commit
 from harness import engine
 
 REPO = "fer-crossval"
@@ -76,14 +77,6 @@ def image_tag(model: str, base_image: str | None = None) -> str:
     parts = [("base", base_tag(base_image).encode()), ("dockerfile", dockerfile.read_bytes())]
     parts += [(str(p.relative_to(ROOT)), p.read_bytes()) for p in model_files(model)]
     return f"{REPO}/{model}:{_digest(parts)}"
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def pip_sources() -> tuple[list[str], list[str]]:
@@ -153,7 +146,7 @@ def build(models: list[str], base_image: str | None = None, force: bool = False)
         print(f"built {base} in {time.monotonic() - t0:.0f} s", flush=True)
     else:
         print(f"{base} is up to date (reused)", flush=True)
-    commit = _git_commit()
+    commit = git_commit()
     for i, model in enumerate(models, 1):
         tag = image_tag(model, base_image)
         t0 = time.monotonic()
