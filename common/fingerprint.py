@@ -75,6 +75,12 @@ def model_meta(model: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]
     return files, aliases
 
 
+def weights_folder(cfg: dict[str, Any]) -> Path:
+    """The folder `weights_dir` names (FER_WEIGHTS_DIR is already in it); relative to the repository."""
+    folder = Path(cfg["weights_dir"])
+    return folder if folder.is_absolute() else ROOT / folder
+
+
 def resolve_weights(model: str, files: tuple[str, ...], aliases: dict[str, tuple[str, ...]],
                     cfg: dict[str, Any], warn=None) -> dict[str, Path] | None:
     """Which weight files to load: `none` -> None; `auto` -> the files if all are present in the
@@ -84,8 +90,7 @@ def resolve_weights(model: str, files: tuple[str, ...], aliases: dict[str, tuple
         if choice not in (None, "none", "auto"):
             raise ValueError(f"pretrained={choice!r} given, but model {model!r} has no pretrained weights")
         return None
-    folder = Path(cfg["weights_dir"])
-    folder = folder if folder.is_absolute() else ROOT / folder
+    folder = weights_folder(cfg)
     if choice != "auto":
         given = Path(choice)
         if given.is_dir():

@@ -14,7 +14,6 @@ import socket
 from pathlib import Path
 from typing import Any, Iterator
 
-from common.config import ROOT
 from common.io import atomic_write_json
 from harness import engine, images
 from harness.plan import Planned
@@ -32,8 +31,9 @@ def host_data_root(p: Planned) -> Path:
 
 
 def host_weights_dir(p: Planned) -> Path:
-    folder = Path(p.spec.config.get("weights_dir") or "models/pretrain")
-    return folder if folder.is_absolute() else ROOT / folder
+    from common.fingerprint import weights_folder
+
+    return weights_folder(p.spec.config)
 
 
 def synthetic_cache(p: Planned) -> Path | None:
