@@ -127,6 +127,165 @@ def _keep_log_rows(path: Path, epochs: int) -> None:
     path.write_text("".join(line + "\n" for line in rows), encoding="utf-8")
 
 
+@dataclass
+class _Selection:
+    """Best-checkpoint and early-stopping state: the best validation accuracy picks the checkpoint,
+    validation loss not improving for `patience` epochs stops the run. Part of last.pt."""
+
+    best_acc: float = -1.0
+    best_epoch: int = -1
+    best_loss: float = math.inf
+    since_best_loss: int = 0
+    stopped: bool = False
+
+    def update(self, epoch: int, val_loss: float, val_acc: float) -> bool:
+        """Fold in one epoch's validation; True when its accuracy is the best so far."""
+        improved = val_acc > self.best_acc
+        if improved:
+            self.best_acc, self.best_epoch = val_acc, epoch
+        if val_loss < self.best_loss:
+            self.best_loss, self.since_best_loss = val_loss, 0
+        else:
+            self.since_best_loss += 1
+        return improved
+
+    def state(self) -> dict[str, Any]:
+        return {"stopped": self.stopped, "best_accuracy": self.best_acc, "best_epoch": self.best_epoch,
+                "best_loss": self.best_loss, "since_best_loss": self.since_best_loss}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "_Selection":
+        return cls(best_acc=float(state["best_accuracy"]), best_epoch=int(state["best_epoch"]),
+                   best_loss=float(state["best_loss"]), since_best_loss=int(state["since_best_loss"]),
+                   stopped=bool(state["stopped"]))
+
+
+@dataclass
+class _Trainer:
+    """What the epochs share: the model as stepped, optimiser, schedule, scaler and the step count."""
+
+    task: Task
+    step_model: Any
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    tcfg: dict[str, Any]
+    amp: bool
+    step: int = 0
+
+    @property
+    def per_batch(self) -> bool:
+        return self.tcfg["scheduler_step"] == "batch"
+
+
+def _build_trainer(task: Task, device: torch.device, tcfg: dict[str, Any], n_batches: int, n_samples: int) -> _Trainer:
+    amp = bool(tcfg["amp"]) and device.type == "cuda"
+    if tcfg["amp"] and device.type != "cuda":
+        warnings.warn("train.amp=true is ignored on CPU (mixed precision here is CUDA only)", stacklevel=3)
+    task.to(device)
+    step_model = accel.prepare(task, device, tcfg)  # channels-last / compiled on CUDA; `task` itself on CPU
+    opt = build_optimizer(task.param_groups(), tcfg)
+    sched = build_scheduler(opt, tcfg)
+    scaler = torch.amp.GradScaler("cuda", enabled=accel.needs_scaler(amp, tcfg))
+    if n_batches == 0:
+        raise ValueError(f"the training split ({n_samples} samples) is smaller than one batch "
+                         f"(train.batch_size={tcfg['batch_size']}); lower the batch size")
+    return _Trainer(task, step_model, opt, sched, scaler, device, tcfg, amp)
+
+
+def _resume(tr: _Trainer, run_dir: Path, spec_hash: str, generator: torch.Generator | None, epochs: int,
+            log: Callable[[str], None]) -> tuple[int, int, _Selection]:
+    """Continue from last.pt written for `spec_hash`, if any: (first epoch to run, resumes, selection)."""
+    log_path, ckpt = run_dir / "train_log.jsonl", run_dir / "best.pt"
+    state, why = load_resume_state(run_dir, spec_hash, tr.device)
+    if why:
+        log("WARNING: " + why)
+    if state is not None and state["best_epoch"] >= 0 and not ckpt.is_file():
+        log(f"WARNING: {run_dir / 'last.pt'} has no {ckpt.name} beside it; starting from epoch 1")
+        state = None
+    if state is None:
+        log_path.unlink(missing_ok=True)
+        return 0, 0, _Selection()
+    tr.task.load_state_dict(state["model"])
+    tr.opt.load_state_dict(state["optimizer"])
+    if tr.sched is not None:
+        tr.sched.load_state_dict(state["scheduler"])
+    if state["scaler"]:  # empty when written with mixed precision off (a CPU attempt of a GPU run)
+        tr.scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"], generator)
+    start, tr.step = int(state["epoch"]), int(state["step"])
+    resumes = int(state["resumes"]) + 1
+    _keep_log_rows(log_path, start)
+    log(f"resuming from last.pt after epoch {start}/{epochs} (resume {resumes})")
+    return start, resumes, _Selection.from_state(state)
+
+
+def _train_epoch(tr: _Trainer, loader: DataLoader, epoch: int, epochs: int, log: Callable[[str], None],
+                 batch_transform: Callable[[torch.Tensor], torch.Tensor] | None) -> dict[str, Any]:
+    """One pass over the training loader: the epoch's training loss and accuracy, and the losses of
+    the first LOGGED_STEPS optimiser steps it made."""
+    tcfg, device, opt = tr.tcfg, tr.device, tr.opt
+    accum, clip, warmup, n_batches = int(tcfg["grad_accum"]), tcfg["grad_clip"], int(tcfg["warmup_steps"]), len(loader)
+    tr.task.on_epoch_start(epoch)
+    tr.task.train()
+    opt.zero_grad(set_to_none=True)
+    loss_sum, correct, seen = 0.0, 0, 0
+    progress = EpochProgress(epoch + 1, epochs, n_batches, log)
+    step_losses, step_loss, step_batches = [], 0.0, 0
+    for b, (x, y, _) in enumerate(loader):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if batch_transform is not None:
+            x = batch_transform(x)
+        x = accel.layout(x, device, tcfg)
+        with torch.autocast(device.type, enabled=tr.amp, dtype=accel.amp_dtype(tcfg) if tr.amp else None):
+            out = tr.step_model(x, y)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"training loss is {loss.item()} at epoch {epoch + 1}, batch {b + 1}")
+        tr.scaler.scale(loss / accum).backward()
+        loss_value = float(loss.detach())
+        step_loss, step_batches = step_loss + loss_value, step_batches + 1
+        if (b + 1) % accum == 0 or b + 1 == n_batches:
+            if clip:
+                tr.scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], float(clip))
+            _step_with_warmup(opt, tr.scaler, tr.step, warmup)
+            if tr.step < LOGGED_STEPS:  # mean over the step's accumulated batches
+                step_losses.append(step_loss / step_batches)
+            tr.step, step_loss, step_batches = tr.step + 1, 0.0, 0
+            tr.scaler.update()
+            opt.zero_grad(set_to_none=True)
+            if tr.sched is not None and tr.per_batch:
+                tr.sched.step()
+        loss_sum += loss_value * len(y)
+        correct += int((out["logits"].detach().argmax(1) == y).sum())
+        seen += len(y)
+        progress.update(b + 1, loss_sum / seen)
+    progress.close()
+    tr.task.on_epoch_end(epoch)
+    return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen, "step_losses": step_losses}
+
+
+def _log_epoch(log_path: Path, row: dict[str, Any], epochs: int, log: Callable[[str], None]) -> None:
+    """Append the epoch's row to train_log.jsonl and say it on the console."""
+    with open(log_path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+    log(f"epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f}  "
+        f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.3f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
+        + ("  *best" if row["best"] else ""))
+
+
+def _save_last(tr: _Trainer, run_dir: Path, spec_hash: str, epoch: int, sel: _Selection, resumes: int,
+               generator: torch.Generator | None) -> None:
+    """last.pt after `epoch` (0-based): everything an interrupted run needs to go on identically."""
+    save_resume_state(run_dir, {
+        "spec_hash": spec_hash, "epoch": epoch + 1, "step": tr.step, "resumes": resumes, **sel.state(),
+        "model": tr.task.state_dict(), "optimizer": tr.opt.state_dict(),
+        "scheduler": tr.sched.state_dict() if tr.sched is not None else None, "scaler": tr.scaler.state_dict(),
+        "rng": rng_state(generator)})
+
+
 def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[str, Any], run_dir: Path,
         device: torch.device, log: Callable[[str], None] = print, spec_hash: str = "",
         batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> FitResult:
@@ -139,124 +298,37 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
     `device`, so on a GPU the augmentation runs there."""
     tcfg = cfg["train"]
     run_dir = Path(run_dir)
-    amp = bool(tcfg["amp"]) and device.type == "cuda"
-    if tcfg["amp"] and device.type != "cuda":
-        warnings.warn("train.amp=true is ignored on CPU (mixed precision here is CUDA only)", stacklevel=2)
-    task.to(device)
-    step_model = accel.prepare(task, device, tcfg)  # channels-last / compiled on CUDA; `task` itself on CPU
-    opt = build_optimizer(task.param_groups(), tcfg)
-    sched = build_scheduler(opt, tcfg)
-    per_batch = tcfg["scheduler_step"] == "batch"
-    scaler = torch.amp.GradScaler("cuda", enabled=accel.needs_scaler(amp, tcfg))
-    accum, clip, patience = int(tcfg["grad_accum"]), tcfg["grad_clip"], tcfg["patience"]
-    epochs, n_batches = int(tcfg["epochs"]), len(train_loader)
-    if n_batches == 0:
-        raise ValueError(f"the training split ({len(train_loader.dataset)} samples) is smaller than one batch "
-                         f"(train.batch_size={tcfg['batch_size']}); lower the batch size")
-    best_acc, best_epoch, best_loss, since_best_loss = -1.0, -1, math.inf, 0
-    log_path = run_dir / "train_log.jsonl"
-    ckpt = run_dir / "best.pt"
-    stopped = False
-    step, warmup = 0, int(tcfg["warmup_steps"])
+    tr = _build_trainer(task, device, tcfg, len(train_loader), len(train_loader.dataset))
+    epochs, patience = int(tcfg["epochs"]), tcfg["patience"]
+    log_path, ckpt = run_dir / "train_log.jsonl", run_dir / "best.pt"
     generator = train_loader.generator  # the shuffling stream; its state is part of last.pt
-    start, resumes = 0, 0
-    state, why = load_resume_state(run_dir, spec_hash, device)
-    if why:
-        log("WARNING: " + why)
-    if state is not None and state["best_epoch"] >= 0 and not ckpt.is_file():
-        log(f"WARNING: {run_dir / 'last.pt'} has no {ckpt.name} beside it; starting from epoch 1")
-        state = None
-    if state is None:
-        log_path.unlink(missing_ok=True)
-    else:
-        task.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(state["scheduler"])
-        if state["scaler"]:  # empty when written with mixed precision off (a CPU attempt of a GPU run)
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"], generator)
-        start, step, stopped = int(state["epoch"]), int(state["step"]), bool(state["stopped"])
-        best_acc, best_epoch = float(state["best_accuracy"]), int(state["best_epoch"])
-        best_loss, since_best_loss = float(state["best_loss"]), int(state["since_best_loss"])
-        resumes = int(state["resumes"]) + 1
-        _keep_log_rows(log_path, start)
-        log(f"resuming from last.pt after epoch {start}/{epochs} (resume {resumes})")
+    start, resumes, sel = _resume(tr, run_dir, spec_hash, generator, epochs, log)
     epoch = start - 1
-    for epoch in range(start, epochs if not stopped else start):
+    for epoch in range(start, epochs if not sel.stopped else start):
         t0 = time.time()
-        task.on_epoch_start(epoch)
-        task.train()
-        opt.zero_grad(set_to_none=True)
-        loss_sum, correct, seen = 0.0, 0, 0
-        progress = EpochProgress(epoch + 1, epochs, n_batches, log)
-        step_losses, step_loss, step_batches = [], 0.0, 0
-        for b, (x, y, _) in enumerate(train_loader):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if batch_transform is not None:
-                x = batch_transform(x)
-            x = accel.layout(x, device, tcfg)
-            with torch.autocast(device.type, enabled=amp, dtype=accel.amp_dtype(tcfg) if amp else None):
-                out = step_model(x, y)
-            loss = out["loss"]
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"training loss is {loss.item()} at epoch {epoch + 1}, batch {b + 1}")
-            scaler.scale(loss / accum).backward()
-            loss_value = float(loss.detach())
-            step_loss, step_batches = step_loss + loss_value, step_batches + 1
-            if (b + 1) % accum == 0 or b + 1 == n_batches:
-                if clip:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], float(clip))
-                _step_with_warmup(opt, scaler, step, warmup)
-                if step < LOGGED_STEPS:  # mean over the step's accumulated batches
-                    step_losses.append(step_loss / step_batches)
-                step, step_loss, step_batches = step + 1, 0.0, 0
-                scaler.update()
-                opt.zero_grad(set_to_none=True)
-                if sched is not None and per_batch:
-                    sched.step()
-            loss_sum += loss_value * len(y)
-            correct += int((out["logits"].detach().argmax(1) == y).sum())
-            seen += len(y)
-            progress.update(b + 1, loss_sum / seen)
-        progress.close()
-        task.on_epoch_end(epoch)
-        lr = opt.param_groups[0]["lr"]
-        if sched is not None and not per_batch:
-            sched.step()
-        val_loss, val_acc = evaluate(task, val_loader, device, amp)
-        improved = val_acc > best_acc
+        train = _train_epoch(tr, train_loader, epoch, epochs, log, batch_transform)
+        lr = tr.opt.param_groups[0]["lr"]
+        if tr.sched is not None and not tr.per_batch:
+            tr.sched.step()
+        val_loss, val_acc = evaluate(task, val_loader, device, tr.amp)
+        improved = sel.update(epoch, val_loss, val_acc)
         if improved:
-            best_acc, best_epoch = val_acc, epoch
             atomic_torch_save(task.state_dict(), ckpt)
-        if val_loss < best_loss:
-            best_loss, since_best_loss = val_loss, 0
-        else:
-            since_best_loss += 1
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
-               "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr, "seconds": round(time.time() - t0, 2),
-               "best": improved, **({"step_losses": step_losses} if step_losses else {})}
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-        log(f"epoch {epoch + 1}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.3f}  "
-            f"val loss {val_loss:.4f} acc {val_acc:.3f}  lr {lr:.2e}  {row['seconds']:.1f}s" + ("  *best" if improved else ""))
+        step_losses = train.pop("step_losses")
+        _log_epoch(log_path, {"epoch": epoch + 1, **train, "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr,
+                              "seconds": round(time.time() - t0, 2), "best": improved,
+                              **({"step_losses": step_losses} if step_losses else {})}, epochs, log)
         if not math.isfinite(val_loss):
             raise NonFiniteLossError(f"validation loss is {val_loss} at epoch {epoch + 1}")
-        if patience is not None and since_best_loss >= patience:
+        if patience is not None and sel.since_best_loss >= patience:
             log(f"early stop: validation loss has not improved for {patience} epochs")
-            stopped = True
+            sel.stopped = True
         # After best.pt: a run killed between the two redoes this epoch from the previous last.pt,
         # and the redone epoch (deterministic) writes the same best.pt again.
-        save_resume_state(run_dir, {
-            "spec_hash": spec_hash, "epoch": epoch + 1, "step": step, "stopped": stopped, "resumes": resumes,
-            "best_accuracy": best_acc, "best_epoch": best_epoch, "best_loss": best_loss,
-            "since_best_loss": since_best_loss, "model": task.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict() if sched is not None else None, "scaler": scaler.state_dict(),
-            "rng": rng_state(generator)})
-        if stopped:
+        _save_last(tr, run_dir, spec_hash, epoch, sel, resumes, generator)
+        if sel.stopped:
             break
     # Select the best-validation-accuracy checkpoint, read back the way any checkpoint is read.
     task.load_state_dict(torch.load(ckpt, map_location=device, weights_only=True))
-    return FitResult(best_epoch=best_epoch + 1, best_val_accuracy=best_acc, epochs_run=epoch + 1, stopped_early=stopped,
-                     resumes=resumes)
+    return FitResult(best_epoch=sel.best_epoch + 1, best_val_accuracy=sel.best_acc, epochs_run=epoch + 1,
+                     stopped_early=sel.stopped, resumes=resumes)

@@ -170,6 +170,40 @@ def _progress(
     print(line, file=log, flush=True)
 
 
+@dataclass(frozen=True)
+class AlignOptions:
+    """How faces are aligned (the command line's options); `check` names a bad value and the choices."""
+
+    size: int = 112
+    margin: float = 0.25
+    no_face: str = "center"
+    select: str = "largest"
+    workers: int = 2
+    batch_size: int = 32
+    device: str | None = None
+    threads: int | None = None
+
+    def check(self) -> None:
+        if self.size not in geometry.SIZES:
+            raise ValueError(f"size must be one of {geometry.SIZES}, got {self.size}")
+        if self.no_face not in NO_FACE_CHOICES:
+            raise ValueError(f"no_face must be one of {NO_FACE_CHOICES}, got {self.no_face!r}")
+        if self.select not in SELECT_CHOICES:
+            raise ValueError(f"select must be one of {SELECT_CHOICES}, got {self.select!r}")
+        if self.workers < 0 or self.batch_size < 1:
+            raise ValueError(f"need workers >= 0 and batch_size >= 1, got {self.workers} and {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class _Window:
+    """What detecting one window needs besides its faces: the options, the template, the roots."""
+
+    opts: AlignOptions
+    target: np.ndarray
+    src: Path
+    dst: Path
+
+
 def align_dataset(
     dataset: str,
     src: Path,
@@ -190,48 +224,64 @@ def align_dataset(
     Writes the aligned images, the label file (entries without an image left out) and a new
     manifest CSV in `dst`; progress goes to `log`. Returns the per-status counts.
     """
-    if size not in geometry.SIZES:
-        raise ValueError(f"size must be one of {geometry.SIZES}, got {size}")
-    if no_face not in NO_FACE_CHOICES:
-        raise ValueError(f"no_face must be one of {NO_FACE_CHOICES}, got {no_face!r}")
-    if select not in SELECT_CHOICES:
-        raise ValueError(f"select must be one of {SELECT_CHOICES}, got {select!r}")
-    if workers < 0 or batch_size < 1:
-        raise ValueError(f"need workers >= 0 and batch_size >= 1, got {workers} and {batch_size}")
+    opts = AlignOptions(size, margin, no_face, select, workers, batch_size, device, threads)
+    opts.check()
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
         raise ValueError(f"--dst must differ from --src (both {src}): the originals are never overwritten")
-    target = geometry.template(size, margin)
-    plan = layouts.plan(dataset, src, dst)
-    seen: dict[Path, layouts.Job] = {}
-    for job in plan.jobs:
-        if job.output in seen:
-            raise ValueError(f"two faces map to one output {job.output}: {seen[job.output]} and {job}")
-        seen[job.output] = job
-
+    plan = _plan_jobs(dataset, src, dst)
+    ctx = _Window(opts, geometry.template(size, margin), src, dst)
     t0 = time.perf_counter()
     dst.mkdir(parents=True, exist_ok=True)
     manifest = ManifestWriter(manifest_path(dst))
-    pending = []
-    for job in plan.jobs:
-        if job.output.exists():
-            manifest.write(_row(job, src, dst, "exists"))
-        else:
-            pending.append(job)
+    pending = _record_existing(plan.jobs, manifest, src, dst)
     print(
         f"[align] {dataset}: {len(plan.jobs)} faces, {len(plan.jobs) - len(pending)} already aligned; "
         f"manifest {manifest.path}",
         file=log,
         flush=True,
     )
+    done, computed = _align_pending(pending, ctx, manifest, len(plan.jobs), t0, log)
+    _progress(log, done, len(plan.jobs), manifest.counts, t0, computed)
+    plan.write_labels({j.line for j in plan.jobs if j.output.exists()})
+    return Summary(len(plan.jobs), dict(manifest.counts), manifest.path, time.perf_counter() - t0)
+
+
+def _plan_jobs(dataset: str, src: Path, dst: Path) -> layouts.Plan:
+    """The dataset's jobs; two faces writing one output would silently overwrite each other."""
+    plan = layouts.plan(dataset, src, dst)
+    seen: dict[Path, layouts.Job] = {}
+    for job in plan.jobs:
+        if job.output in seen:
+            raise ValueError(f"two faces map to one output {job.output}: {seen[job.output]} and {job}")
+        seen[job.output] = job
+    return plan
+
+
+def _record_existing(jobs: list[layouts.Job], manifest: ManifestWriter, src: Path, dst: Path) -> list[layouts.Job]:
+    """Outputs that exist are complete (atomic writes): record them as `exists`; return the rest."""
+    pending = []
+    for job in jobs:
+        if job.output.exists():
+            manifest.write(_row(job, src, dst, "exists"))
+        else:
+            pending.append(job)
+    return pending
+
+
+def _align_pending(
+    pending: list[layouts.Job], ctx: _Window, manifest: ManifestWriter, total: int, t0: float, log: IO[str]
+) -> tuple[int, int]:
+    """Detect and write `pending` window by window; returns (faces done, faces computed here)."""
+    opts = ctx.opts
     net = None
     if pending:
         min_face = EXPW_MIN_FACE if any(j.box is not None for j in pending) else MIN_FACE
-        net = load_mtcnn(device, min_face_size=min_face, threads=threads)
+        net = load_mtcnn(opts.device, min_face_size=min_face, threads=opts.threads)
     # spawn, not fork: this process holds torch's thread pools, which do not survive a fork
-    pool: Any = multiprocessing.get_context("spawn").Pool(workers) if workers > 0 and pending else _Inline()
-    windows = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-    done, computed, last = len(plan.jobs) - len(pending), 0, 0.0
+    pool: Any = multiprocessing.get_context("spawn").Pool(opts.workers) if opts.workers > 0 and pending else _Inline()
+    windows = [pending[i : i + opts.batch_size] for i in range(0, len(pending), opts.batch_size)]
+    done, computed, last = total - len(pending), 0, 0.0
     try:
         loading = pool.map_async(load_for_detection, windows[0]) if windows else None
         writing: tuple[Any, list[dict[str, Any]], list[int]] | None = None
@@ -239,16 +289,14 @@ def align_dataset(
             loaded = loading.get()
             if w + 1 < len(windows):  # decode the next window while this one is detected
                 loading = pool.map_async(load_for_detection, windows[w + 1])
-            rows, tasks, task_rows = _detect_window(
-                net, window, loaded, target, select, no_face, size, margin, src, dst
-            )
+            rows, tasks, task_rows = _detect_window(net, window, loaded, ctx)
             started = pool.map_async(write_face, tasks)
             if writing is not None:
                 done += _finish(writing, manifest)
             writing = (started, rows, task_rows)
             computed += len(window)
             if time.perf_counter() - last > PROGRESS_EVERY_S:
-                _progress(log, done, len(plan.jobs), manifest.counts, t0, computed)
+                _progress(log, done, total, manifest.counts, t0, computed)
                 last = time.perf_counter()
         if writing is not None:
             done += _finish(writing, manifest)
@@ -260,25 +308,15 @@ def align_dataset(
     finally:
         pool.join()
         manifest.close()
-    _progress(log, done, len(plan.jobs), manifest.counts, t0, computed)
-    plan.write_labels({j.line for j in plan.jobs if j.output.exists()})
-    return Summary(len(plan.jobs), dict(manifest.counts), manifest.path, time.perf_counter() - t0)
+    return done, computed
 
 
 def _detect_window(
-    net: Any,
-    window: list[layouts.Job],
-    loaded: list[dict[str, Any]],
-    target: np.ndarray,
-    select: str,
-    no_face: str,
-    size: int,
-    margin: float,
-    src: Path,
-    dst: Path,
+    net: Any, window: list[layouts.Job], loaded: list[dict[str, Any]], ctx: _Window
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[int]]:
     """Detect, choose, fit: a manifest row per face, the write tasks for the workers, and the
     row each task belongs to."""
+    src, dst, opts = ctx.src, ctx.dst, ctx.opts
     ok = [i for i, item in enumerate(loaded) if "error" not in item]
     found = detect(net, [loaded[i]["array"] for i in ok]) if ok else []
     dets: dict[int, list[Detection]] = {
@@ -292,20 +330,20 @@ def _detect_window(
         if "error" in loaded[i]:
             rows.append(_row(job, src, dst, "error", message=loaded[i]["error"], output=""))
             continue
-        chosen, rule = choose_face(dets[i], job.box, select)
-        matrix = _fit(chosen.points, target) if chosen is not None else None
+        chosen, rule = choose_face(dets[i], job.box, opts.select)
+        matrix = _fit(chosen.points, ctx.target) if chosen is not None else None
         if chosen is not None and matrix is None:
             chosen, rule = None, "degenerate_landmarks"
         n = len(dets[i])
         if chosen is not None:
             rows.append(_row(job, src, dst, "aligned", policy=rule, n_faces=n, detection=chosen))
-        elif no_face == "skip":
+        elif opts.no_face == "skip":
             rows.append(_row(job, src, dst, "no_face", policy="skip", n_faces=n, message=rule, output=""))
             continue
         else:
             fallback = "box_crop" if job.box is not None else "center_crop"
             rows.append(_row(job, src, dst, "no_face", policy=fallback, n_faces=n, message=rule))
-        tasks.append({"job": job, "matrix": matrix, "size": size, "margin": margin})
+        tasks.append({"job": job, "matrix": matrix, "size": opts.size, "margin": opts.margin})
         task_rows.append(len(rows) - 1)
     return rows, tasks, task_rows
 
