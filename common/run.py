@@ -120,24 +120,29 @@ def training_cost(log_path: Path, n_batches: int, batch_size: int, n_train: int,
             "peak_memory_mb": peak_memory_mb(device)}
 
 
-def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
+def _prepare_device(cfg: dict[str, Any], iteration: int, status: dict[str, Any]) -> tuple[Any, Any]:
+    """Threads, device (checked before any data is read), seeds and determinism: (device, generator)."""
     import torch
 
-    from common import datasets, gpu, registry
-    from common.checkpoint import remove_resume_state
-    from common.data import build_loaders
+    from common import gpu
     from common.seeding import seed_everything
-    from common.splits import make_split, split_hash
-    from common.train import fit, predict, resolve_device
+    from common.train import resolve_device
 
-    cfg = spec.config
     if cfg["train"]["threads"]:
         torch.set_num_threads(int(cfg["train"]["threads"]))
     device = resolve_device(cfg["train"]["device"])
     status["device"] = gpu.preflight(device)  # before any data is read
-    generator = seed_everything(spec.iteration)
+    generator = seed_everything(iteration)
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    return device, generator
 
+
+def _load_and_split(spec: RunSpec, status: dict[str, Any]) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """The dataset's pool and this iteration's (train, val, test) pool indices, recorded in `status`."""
+    from common import datasets
+    from common.splits import make_split, split_hash
+
+    cfg = spec.config
     log(f"loading dataset {spec.dataset}")
     pool = datasets.load_pool(spec.dataset, spec.data_root, exclude_missing=cfg["data"]["exclude_missing"],
                               synthetic=cfg["data"]["synthetic"] if spec.dataset == "synthetic" else None,
@@ -151,10 +156,13 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
                   test_index_hash=index_hash(test_idx))
     log(f"pool {len(pool)} images ({len(base)} used), split {status['split_hash']}: "
         f"train {len(train_idx)} / val {len(val_idx)} / test {len(test_idx)}")
+    return pool, train_idx, val_idx, test_idx
 
-    adapter = registry.get_adapter(spec.model)
-    counts = pool.class_counts(train_idx)
-    task = adapter.build(len(pool.class_names), cfg, counts)
+
+def _build_task(spec: RunSpec, adapter: Any, n_classes: int, counts: Any, status: dict[str, Any]) -> Any:
+    """The model's Task, with the pretrained weights the plan hashed (or from scratch)."""
+    cfg = spec.config
+    task = adapter.build(n_classes, cfg, counts)
     paths = resolve_pretrained(adapter, cfg)
     check_weights(spec, paths)
     if paths:
@@ -162,24 +170,45 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
         status["pretrained"] = {"summary": report.summary(), **report.__dict__}
     else:
         status["pretrained"] = {"summary": "scratch"}
-    atomic_write_json(run_dir / "status.json", status)
+    return task
 
-    tcfg = cfg["train"]
-    loaders = build_loaders(pool, train_idx, val_idx, test_idx, adapter.input_spec, cfg, generator, log=log)
-    train_loader, val_loader, test_loader = loaders.train, loaders.val, loaders.test
-    status["data_path"] = loaders.info  # decoded cache folder (or none) and per-image | batched augmentation
-    n_params = sum(p.numel() for p in task.parameters())
-    log(f"{spec.model}: {n_params / 1e6:.2f}M parameters on {status['device']}, "
-        f"{tcfg['epochs']} epochs of {len(train_loader)} batches")
-    result = fit(task, train_loader, val_loader, cfg, run_dir, device, log=log, spec_hash=spec.hash,
-                 batch_transform=loaders.batch_transform)
-    status.update(training_cost(run_dir / "train_log.jsonl", len(train_loader), tcfg["batch_size"],
-                                len(train_idx), tcfg["drop_last"], device))
-    idx, labels, logits = predict(task, test_loader, device, bool(tcfg["amp"]) and device.type == "cuda")
+
+def _test_and_record(task: Any, test_loader: Any, pool: Any, run_dir: Path, device: Any, amp: bool) -> float:
+    """Predict the test fold once, with the selected checkpoint: predictions.csv, metrics.json, accuracy."""
+    from common.train import predict
+
+    idx, labels, logits = predict(task, test_loader, device, amp)
     write_predictions(run_dir / "predictions.csv", pool.ids, idx, labels, logits, pool.class_names)
     metrics = compute(labels, logits.argmax(1), len(pool.class_names))
     atomic_write_json(run_dir / "metrics.json", {**metrics, "class_names": pool.class_names})
-    test_acc = float((logits.argmax(1) == labels).mean())
+    return float((logits.argmax(1) == labels).mean())
+
+
+def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
+    """One run, start to end: device, data and split, model, training, test predictions; `status`
+    collects what the run learns on the way (the caller writes it)."""
+    from common import registry
+    from common.checkpoint import remove_resume_state
+    from common.data import build_loaders
+    from common.train import fit
+
+    cfg, tcfg = spec.config, spec.config["train"]
+    device, generator = _prepare_device(cfg, spec.iteration, status)
+    pool, train_idx, val_idx, test_idx = _load_and_split(spec, status)
+    adapter = registry.get_adapter(spec.model)
+    task = _build_task(spec, adapter, len(pool.class_names), pool.class_counts(train_idx), status)
+    atomic_write_json(run_dir / "status.json", status)
+
+    loaders = build_loaders(pool, train_idx, val_idx, test_idx, adapter.input_spec, cfg, generator, log=log)
+    status["data_path"] = loaders.info  # decoded cache folder (or none) and per-image | batched augmentation
+    n_params = sum(p.numel() for p in task.parameters())
+    log(f"{spec.model}: {n_params / 1e6:.2f}M parameters on {status['device']}, "
+        f"{tcfg['epochs']} epochs of {len(loaders.train)} batches")
+    result = fit(task, loaders.train, loaders.val, cfg, run_dir, device, log=log, spec_hash=spec.hash,
+                 batch_transform=loaders.batch_transform)
+    status.update(training_cost(run_dir / "train_log.jsonl", len(loaders.train), tcfg["batch_size"],
+                                len(train_idx), tcfg["drop_last"], device))
+    test_acc = _test_and_record(task, loaders.test, pool, run_dir, device, bool(tcfg["amp"]) and device.type == "cuda")
     log(f"selected epoch {result.best_epoch} (val acc {result.best_val_accuracy:.4f}); test acc {test_acc:.4f}")
     if not tcfg["keep_checkpoint"]:
         (run_dir / "best.pt").unlink(missing_ok=True)
