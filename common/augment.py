@@ -34,30 +34,74 @@ def rotation_angles(n: int, degrees: float, device: torch.device | None = None) 
     return (torch.rand(n, device=device) * 2 - 1) * degrees
 
 
-def rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate each image about its centre by `angles` degrees (counter-clockwise, as torchvision),
-    nearest neighbour, zero fill, same size (RandomRotation's defaults)."""
-    theta = angles * math.pi / 180
-    cos, sin = torch.cos(theta), torch.sin(theta)
-    zero = torch.zeros_like(cos)
-    # Output -> input sampling grid in normalised coordinates: the inverse rotation. Square images,
-    # so no aspect correction is needed; y points down, hence the sign of sin.
-    mat = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(mat.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-
-
 def crop_offsets(n: int, padding: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """RandomCrop(size, padding)'s draw on a size x size image: top and left uniform over 0..2*padding."""
     return (torch.randint(0, 2 * padding + 1, (n,), device=device),
             torch.randint(0, 2 * padding + 1, (n,), device=device))
 
 
+def source_pixels(n: int, h: int, w: int, device: torch.device | None = None, *, flip: torch.Tensor | None = None,
+                  angles: torch.Tensor | None = None, top: torch.Tensor | None = None,
+                  left: torch.Tensor | None = None, padding: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each output pixel of hflip -> RandomRotation (nearest, zero fill) -> RandomCrop(padding)
+    comes from: the flat source index y * w + x per sample [n, h, w] (long) and whether that source
+    exists (False: the pixel is fill, 0). Each step is optional (None: not applied to the batch).
+
+    The three steps only move pixels, so their composition is one index map and the batch is read
+    once (take_pixels), instead of a padded copy, a rotated copy and a flipped copy. Rounding is
+    half to even, as grid_sample's nearest mode. Float arithmetic is exact at these sizes and far
+    cheaper than int64 on CPU."""
+    # Rows stay [., h, 1] and columns [., 1, w] until a step mixes them: most of the arithmetic is
+    # then on h + w values per sample, not h * w.
+    p = torch.arange(h, device=device, dtype=torch.float32)[None, :, None]
+    q = torch.arange(w, device=device, dtype=torch.float32)[None, None, :]
+    inside = None
+    if top is not None:  # crop window (top, left) of the zero-padded image: shift, outside is padding
+        p = p + (top.to(device=device, dtype=torch.float32) - padding)[:, None, None]
+        q = q + (left.to(device=device, dtype=torch.float32) - padding)[:, None, None]
+        inside = ((p >= 0) & (p < h)) & ((q >= 0) & (q < w))
+    if angles is not None:  # the inverse rotation about the image centre; y points down, hence the signs
+        theta = angles.to(device=device, dtype=torch.float32) * (math.pi / 180)
+        cos, sin = torch.cos(theta)[:, None, None], torch.sin(theta)[:, None, None]
+        ys, xs = p + (0.5 - h / 2), q + (0.5 - w / 2)
+        q = (cos * xs - sin * ys).add_(w / 2 - 0.5).round_()
+        p = (sin * xs + cos * ys).add_(h / 2 - 0.5).round_()
+        rotated = (q >= 0) & (q < w) & (p >= 0) & (p < h)
+        inside = rotated if inside is None else inside & rotated
+    if flip is not None:
+        q = torch.where(flip.to(device)[:, None, None], (w - 1) - q, q)
+    pixel = (p.clamp(0, h - 1) * w + q.clamp(0, w - 1)).long().expand(n, h, w)
+    if inside is None:
+        inside = torch.ones((n, h, w), dtype=torch.bool, device=device)
+    return pixel, inside.expand(n, h, w)
+
+
+def take_pixels(x: torch.Tensor, pixel: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """Image k of the result takes, at every position, pixel `pixel[k]` of image k of `x` [n, c, h, w]
+    (any memory layout, any dtype), or 0 where `inside` is False."""
+    n, c, h, w = x.shape
+    pixel = pixel + (torch.arange(n, device=x.device) * (h * w))[:, None, None]
+    if x.dtype == torch.uint8 and c <= 4:
+        # One 4-byte word per pixel (RGB + a pad byte): a third of the indices of a per-channel take.
+        words = torch.zeros((n, h, w, 4), dtype=torch.uint8, device=x.device)
+        words[..., :c] = x.permute(0, 2, 3, 1)
+        out = torch.take(words.view(torch.int32), pixel).masked_fill_(~inside, 0)
+        return out.view(torch.uint8).view(n, h, w, 4)[..., :c].permute(0, 3, 1, 2)
+    planes = x.permute(1, 0, 2, 3).reshape(c, n * h * w)  # per channel, every image's pixels in a row
+    return planes[:, pixel].masked_fill_(~inside, 0).permute(1, 0, 2, 3)
+
+
+def rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate each image about its centre by `angles` degrees (counter-clockwise, as torchvision),
+    nearest neighbour, zero fill, same size (RandomRotation's defaults)."""
+    n, _, h, w = x.shape
+    return take_pixels(x, *source_pixels(n, h, w, x.device, angles=angles))
+
+
 def padded_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, padding: int) -> torch.Tensor:
     """Zero-pad by `padding`, then cut each sample's size x size window at (top, left)."""
-    h, w = x.shape[-2:]
-    padded = F.pad(x, (padding, padding, padding, padding))
-    return torch.stack([padded[k, :, t:t + h, l:l + w] for k, (t, l) in enumerate(zip(top.tolist(), left.tolist()))])
+    n, _, h, w = x.shape
+    return take_pixels(x, *source_pixels(n, h, w, x.device, top=top, left=left, padding=padding))
 
 
 def erase_boxes(n: int, h: int, w: int, scale: tuple[float, float],
@@ -106,31 +150,36 @@ class BatchAugment:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         # Geometry on uint8 and only on the samples drawn for it (nearest rotation and integer crops
-        # move pixels without making new values); then one conversion to float, in NCHW order, and
-        # Normalize as one multiply-subtract (equal to ToTensor + Normalize up to float rounding).
-        x = images.contiguous()  # a copy when the batch comes channels-last from the cache
-        if x.data_ptr() == images.data_ptr():  # the caller's batch stays as it was
-            x = x.clone()
-        n = x.shape[0]
-        if self.hflip:
-            flip = torch.rand(n, device=x.device) < 0.5
-            for k in flip.nonzero().flatten().tolist():  # in place, per image: cheaper than a masked copy
-                x[k] = x[k].flip(-1)
-        if self.random_apply_p > 0 and (self.rotation or self.crop_padding):
-            chosen = torch.rand(n, device=x.device) < self.random_apply_p
+        # move pixels without making new values), Normalize as one multiply-add over the float batch
+        # (equal to ToTensor + Normalize up to float rounding). The caller's batch is never written to.
+        n, c, h, w = images.shape
+        dev = images.device
+        flip = torch.rand(n, device=dev) < 0.5 if self.hflip else torch.zeros(n, dtype=torch.bool, device=dev)
+        geometric = self.random_apply_p > 0 and bool(self.rotation or self.crop_padding)
+        chosen = torch.zeros(n, dtype=torch.bool, device=dev)
+        angles = offsets = None
+        if geometric:
+            chosen = torch.rand(n, device=dev) < self.random_apply_p
             # Parameters are drawn for every sample, so the draws do not depend on how many were chosen.
-            angles = rotation_angles(n, self.rotation, x.device) if self.rotation else None
-            offsets = crop_offsets(n, self.crop_padding, x.device) if self.crop_padding else None
-            if chosen.any():
-                y = x[chosen]
-                if angles is not None:
-                    y = rotate(y.float(), angles[chosen]).to(torch.uint8)
-                if offsets is not None:
-                    y = padded_crop(y, offsets[0][chosen], offsets[1][chosen], self.crop_padding)
-                x[chosen] = y
-        std = torch.tensor(self.std, device=x.device)[None, :, None, None]
-        mean = torch.tensor(self.mean, device=x.device)[None, :, None, None]
-        out = x.to(torch.float32, memory_format=torch.contiguous_format).mul_(1 / (255 * std)).sub_(mean / std)
+            angles = rotation_angles(n, self.rotation, dev) if self.rotation else None
+            offsets = crop_offsets(n, self.crop_padding, dev) if self.crop_padding else None
+        std = torch.tensor(self.std, device=dev).view(1, 3, 1, 1)
+        scale, shift = 1 / (255 * std), torch.tensor(self.mean, device=dev).view(1, 3, 1, 1) / std
+        # Most of the batch: one pass to float32 NCHW (also undoing the cache's channels-last layout),
+        # then the flips of the images outside the random-apply group.
+        out = images.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
+        for k in (flip & ~chosen).nonzero().flatten().tolist():
+            out[k] = out[k].flip(-1)
+        picked = chosen.nonzero().flatten()
+        if len(picked):  # flip, rotation and crop of the chosen images as one gather of their pixels
+            where = source_pixels(len(picked), h, w, dev, flip=flip[picked] if self.hflip else None,
+                                  angles=angles[picked] if angles is not None else None,
+                                  top=offsets[0][picked] if offsets is not None else None,
+                                  left=offsets[1][picked] if offsets is not None else None,
+                                  padding=self.crop_padding)
+            for k, image in zip(picked.tolist(), take_pixels(images[picked], *where)):
+                out[k].copy_(image)
+        out.mul_(scale).sub_(shift)
         if self.erasing > 0:
             out = erase(out, self.erasing, self.erasing_scale)
         return out

@@ -7,11 +7,16 @@ values as text), in one process, side by side and with the same worker count:
 
 - reference-style loader: per sample, PIL decode (FER2013: the text row parsed), the model's
   resize and the recipe's per-image torchvision augmentation, as the reference scripts do;
-- this suite's data path: the decoded cache (built once, its time reported apart) read as uint8
-  batches by the same number of workers, then the batched tensor augmentation (common/augment.py)
-  on the training device, as a run does it;
+- this suite's data path as a run takes it: the decoded cache (built once, its time reported apart)
+  read as uint8 batches in the training process (common/data.build_loaders uses no workers for
+  them), then the batched tensor augmentation (common/augment.py) on the training device;
+- the suite's loader alone (uint8 batches, augmentation left to the device): what the CPU has to
+  deliver when the augmentation runs on a GPU;
 - the compute ceiling: training steps on one in-memory batch (no data loading at all);
-- end to end: training steps fed by the suite's loader.
+- end to end: training steps fed by the suite's loader, augmentation inside the clock.
+
+Each pair (reference vs suite, ceiling vs end to end) is measured in alternating passes or steps,
+so load from other processes on a shared machine falls on both sides alike and the ratios stay fair.
 """
 from __future__ import annotations
 
@@ -99,25 +104,38 @@ class ReferenceFer:
         return self.transform(Image.fromarray(pixels).convert("RGB")), int(self.labels[i])
 
 
-def images_per_s(loader: Any, epochs: int = 3, transform: Callable | None = None, device: Any = None) -> float:
-    """Samples per second over `epochs` passes, after one warm-up batch (worker start-up excluded;
-    the workers persist across passes, as they would over a run's epochs). `transform`: the batched
-    augmentation, applied to each batch on `device` as the training loop does."""
+def _pass(loader: Any, transform: Callable | None, device: Any, skip_first: bool) -> tuple[int, float]:
+    """(images, seconds) of one pass over `loader`; `transform`: the batched augmentation, applied to
+    each batch on `device` as the training loop does. `skip_first`: leave the first batch out of the
+    count and the clock (worker start-up)."""
     import torch
 
-    seen, t0 = 0, None
-    for _ in range(epochs):
-        for batch in loader:
-            x = batch[0]
-            if transform is not None:
-                x = transform(x.to(device, non_blocking=True))
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-            if t0 is None:
-                t0 = time.perf_counter()
-                continue
-            seen += len(x)
-    return seen / (time.perf_counter() - t0)
+    seen, t0 = 0, None if skip_first else time.perf_counter()
+    for batch in loader:
+        x = batch[0]
+        if transform is not None:
+            x = transform(x.to(device, non_blocking=True))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        if t0 is None:
+            t0 = time.perf_counter()
+            continue
+        seen += len(x)
+    return seen, time.perf_counter() - t0
+
+
+def paired_images_per_s(feeds: dict[str, tuple[Any, Callable | None]], device: Any, passes: int = 3) -> dict[str, float]:
+    """Images per second of each loader, measured in alternating passes (A, B, A, B, ...), so load
+    from other processes that comes and goes falls on every loader alike and the ratio between them
+    stays fair. Workers persist across passes, as over a run's epochs; between passes they idle."""
+    seen = {name: 0 for name in feeds}
+    spent = {name: 0.0 for name in feeds}
+    for k in range(passes):
+        for name, (loader, transform) in feeds.items():
+            n, dt = _pass(loader, transform, device, skip_first=k == 0)
+            seen[name] += n
+            spent[name] += dt
+    return {name: seen[name] / spent[name] for name in feeds}
 
 
 def _loader(dataset: Any, batch: int, workers: int, collate: Callable | None = None):
@@ -131,22 +149,23 @@ def _loader(dataset: Any, batch: int, workers: int, collate: Callable | None = N
                       pin_memory=torch.cuda.is_available(), collate_fn=collate, persistent_workers=workers > 0)
 
 
-def _train_steps(task: Any, opt: Any, batches: Any, device: Any, steps: int, transform: Callable | None = None) -> float:
-    """Images per second of `steps` training steps (after one warm-up step) on `batches`."""
+def _step(task: Any, opt: Any, x: Any, y: Any, device: Any) -> None:
     import torch
 
+    loss = task(x, y)["loss"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _train_steps(task: Any, opt: Any, batches: Any, device: Any, steps: int) -> float:
+    """Images per second of `steps` training steps (after one warm-up step) on `batches`."""
     task.train()
     seen, t0 = 0, None
     for k, (x, y, *_) in enumerate(batches):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if transform is not None:
-            x = transform(x)
-        loss = task(x, y)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        _step(task, opt, x.to(device, non_blocking=True), y.to(device, non_blocking=True), device)
         if t0 is None:
             t0 = time.perf_counter()
         else:
@@ -154,6 +173,34 @@ def _train_steps(task: Any, opt: Any, batches: Any, device: Any, steps: int, tra
         if k >= steps:
             break
     return seen / (time.perf_counter() - t0)
+
+
+def paired_train_steps(task: Any, opt: Any, batch: tuple[Any, Any], feed: Any, device: Any, steps: int,
+                       transform: Callable | None = None) -> tuple[float, float]:
+    """(ceiling, end-to-end) images per second, one step of each in turn after one warm-up step of
+    each: the ceiling steps on one in-memory batch (no data loading at all), the end-to-end steps
+    take their batch from `feed` (the suite's loader) and augment it with `transform` inside the
+    clock. Alternating keeps load from other processes out of the ratio."""
+    task.train()
+    x0, y0 = batch[0].to(device), batch[1].to(device)
+    spent = [0.0, 0.0]
+    seen = [0, 0]
+    for k in range(steps + 1):
+        t0 = time.perf_counter()
+        _step(task, opt, x0, y0, device)
+        t1 = time.perf_counter()
+        x, y, *_ = next(feed)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if transform is not None:
+            x = transform(x)
+        _step(task, opt, x, y, device)
+        t2 = time.perf_counter()
+        if k:  # the first pair warms up (allocator, thread pool, first-batch costs)
+            spent[0] += t1 - t0
+            spent[1] += t2 - t1
+            seen[0] += len(x0)
+            seen[1] += len(x)
+    return seen[0] / spent[0], seen[1] / spent[1]
 
 
 def measure(model: str, size: int | None, batch: int, workers: int, threads: int, steps: int,
@@ -200,40 +247,43 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
         pool = make_jpeg_pool(tmp / "jpeg", n_jpeg)
         rows, fer_labels = make_fer_rows(n_fer)
 
-        log("JPEG: reference-style loader")
-        out["jpeg_reference_ips"] = images_per_s(_loader(ReferenceJpeg(pool.paths, pool.labels, per_image), batch, workers))
         t0 = time.perf_counter()
         images = cache.decoded_images(pool, size, spec.interpolation, resize, log=log, root=tmp / "cache")
         out["jpeg_cache_build_s"] = round(time.perf_counter() - t0, 2)
-        log("JPEG: this suite's data path (decoded cache + batched augmentation)")
-        suite = PoolDataset(pool, np.arange(len(pool)), suite_transform, images, resize)
-        # As common/data.build_loaders: batches read from the cache need no worker processes.
-        suite_workers = 0 if on_device is not None else workers
-        out["suite_loader_workers"] = suite_workers
-        out["jpeg_suite_ips"] = images_per_s(_loader(suite, batch, suite_workers, collate), transform=on_device,
-                                             device=device)
-
-        log("FER2013: reference-style loader")
-        out["fer2013_reference_ips"] = images_per_s(_loader(ReferenceFer(rows, fer_labels, per_image), batch, workers))
         t0 = time.perf_counter()
         fer = Pool(name="bench-fer2013", class_names=[str(c) for c in range(7)], ids=[f"{i:05d}" for i in range(len(rows))],
                    labels=fer_labels, pixels=parse_pixels(rows))
         fer_images = cache.decoded_images(fer, size, spec.interpolation, resize, log=log, root=tmp / "cache")
         out["fer2013_parse_and_cache_s"] = round(time.perf_counter() - t0, 2)
-        log("FER2013: this suite's data path")
+        suite = PoolDataset(pool, np.arange(len(pool)), suite_transform, images, resize)
         fer_suite = PoolDataset(fer, np.arange(len(fer)), suite_transform, fer_images, resize)
-        out["fer2013_suite_ips"] = images_per_s(_loader(fer_suite, batch, suite_workers, collate), transform=on_device,
-                                                device=device)
+        # As common/data.build_loaders: batches read from the cache need no worker processes.
+        suite_workers = 0 if on_device is not None else workers
+        out["suite_loader_workers"] = suite_workers
 
-        log(f"{model}: compute ceiling ({steps} steps on one in-memory batch)")
+        log("JPEG: reference-style loader and this suite's data path (decoded cache + batched augmentation), "
+            "alternating passes")
+        rates = paired_images_per_s({"reference": (_loader(ReferenceJpeg(pool.paths, pool.labels, per_image), batch, workers), None),
+                                     "suite": (_loader(suite, batch, suite_workers, collate), on_device),
+                                     "loader": (_loader(suite, batch, suite_workers, collate), None)}, device)
+        out["jpeg_reference_ips"], out["jpeg_suite_ips"] = rates["reference"], rates["suite"]
+        out["jpeg_suite_loader_ips"] = rates["loader"]
+        log("FER2013: reference-style loader (text row parsed per sample) and this suite's data path, alternating")
+        rates = paired_images_per_s({"reference": (_loader(ReferenceFer(rows, fer_labels, per_image), batch, workers), None),
+                                     "suite": (_loader(fer_suite, batch, suite_workers, collate), on_device),
+                                     "loader": (_loader(fer_suite, batch, suite_workers, collate), None)}, device)
+        out["fer2013_reference_ips"], out["fer2013_suite_ips"] = rates["reference"], rates["suite"]
+        out["fer2013_suite_loader_ips"] = rates["loader"]
+
+        log(f"{model}: compute ceiling (one in-memory batch) and end to end (fed by the suite's loader), "
+            f"{steps} steps each, alternating")
         task = adapter.build(7, cfg, pool.class_counts()).to(device)
         opt = build_optimizer(task.param_groups(), cfg["train"])
         x, y, _ = next(iter(_loader(suite, batch, 0, collate)))
         x = on_device(x.to(device)) if on_device is not None else x
-        out["compute_ceiling_ips"] = _train_steps(task, opt, itertools.repeat((x, y)), device, steps)
-        log(f"{model}: end to end ({steps} steps fed by the suite's loader)")
-        feed = itertools.chain.from_iterable(itertools.repeat(_loader(suite, batch, suite_workers, collate)))
-        out["end_to_end_ips"] = _train_steps(task, opt, feed, device, steps, on_device)
+        feed = iter(itertools.chain.from_iterable(itertools.repeat(_loader(suite, batch, suite_workers, collate))))
+        out["compute_ceiling_ips"], out["end_to_end_ips"] = paired_train_steps(task, opt, (x, y), feed, device, steps,
+                                                                               on_device)
     out["data_ratio_jpeg"] = out["jpeg_suite_ips"] / out["jpeg_reference_ips"]
     out["data_ratio_fer2013"] = out["fer2013_suite_ips"] / out["fer2013_reference_ips"]
     out["end_to_end_over_ceiling"] = out["end_to_end_ips"] / out["compute_ceiling_ips"]

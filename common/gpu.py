@@ -59,4 +59,18 @@ def preflight(device: torch.device) -> str:
         raise GPUPreflightError(f"a test kernel failed on GPU {name} (compute capability {cap}): {e}") from e
     if not ok:
         raise GPUPreflightError(f"a test kernel gave a wrong result on GPU {name} (compute capability {cap})")
+    share = memory_share()
+    if share > 1:
+        # Runs sharing a GPU (JOBS > GPUS) each get a fixed part of its memory, so one run's growth is
+        # its own out-of-memory failure, not its neighbours'.
+        torch.cuda.set_per_process_memory_fraction(1 / share, device)
+        return f"{device} ({name}, compute capability {cap}; shared by {share} runs, 1/{share} of its memory each)"
     return f"{device} ({name}, compute capability {cap})"
+
+
+def memory_share() -> int:
+    """How many runs the harness put on this run's GPU at once (FER_GPU_SHARE, set by its runner)."""
+    value = os.environ.get("FER_GPU_SHARE", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise GPUPreflightError(f"FER_GPU_SHARE={value!r}: expected a whole number >= 1 (set by the harness)")
+    return int(value)

@@ -28,7 +28,9 @@ from common.io import atomic_write_json
 # What the suite promises on 2 CPU cores (same worker count for both loaders).
 TARGETS = {"data_ratio_jpeg": 3.0, "data_ratio_fer2013": 20.0, "end_to_end_over_ceiling": 0.9}
 _ROWS = [("reference loader, JPEG", "jpeg_reference_ips"), ("suite data path, JPEG", "jpeg_suite_ips"),
+         ("suite loader alone (augmentation left to the device), JPEG", "jpeg_suite_loader_ips"),
          ("reference loader, FER2013 rows", "fer2013_reference_ips"), ("suite data path, FER2013", "fer2013_suite_ips"),
+         ("suite loader alone (augmentation left to the device), FER2013", "fer2013_suite_loader_ips"),
          ("training, in-memory batch (ceiling)", "compute_ceiling_ips"), ("training, end to end", "end_to_end_ips")]
 
 

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from common.io import atomic_write_json
 from harness import engine, images
 from harness.plan import Planned
-from harness.runners.supervisor import Exit, Supervisor, say
+from harness.runners.supervisor import Exit, Supervisor, gpu_env, say
 
 DATA, WEIGHTS, CACHE, RUN = "/fer/data", "/fer/weights", "/fer/cache", "/fer/run"
 CONTAINER_SPEC = "container-spec.json"   # the spec as the container sees it (mount points, not host paths)
@@ -176,12 +176,12 @@ class ContainerLauncher:
                 raise FileNotFoundError(f"dataset folder {host_data_root(p)} does not exist: give DATA_ROOT=<folder "
                                         f"holding the datasets> (see README, Datasets)")
 
-    def options(self, p: Planned, device: str | None) -> dict[str, Any]:
+    def options(self, p: Planned, device: str | None, share: int = 1) -> dict[str, Any]:
         """Everything a run container is created with, but its image and command."""
         env = {"FER_CACHE_DIR": CACHE, "PYTHONUNBUFFERED": "1"}
         kwargs: dict[str, Any] = {}
         if device is not None:
-            env["FER_EXPECT_CUDA"] = "1"
+            env.update(gpu_env(share))
             if self.gpu_runtime == "cdi":
                 kwargs["devices"] = [f"nvidia.com/gpu={device}"]
             else:
@@ -200,14 +200,14 @@ class ContainerLauncher:
             network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
             read_only=True, tmpfs={"/tmp": "rw,exec,mode=1777"}, shm_size=self.shm_size, **kwargs)
 
-    def start(self, p: Planned, spec_path: Path, device: str | None) -> ContainerLaunch:
+    def start(self, p: Planned, spec_path: Path, device: str | None, share: int = 1) -> ContainerLaunch:
         atomic_write_json(p.run_dir / CONTAINER_SPEC, container_spec(p))
         tag = self.tags[p.spec.model]
         info = engine.image_info(self.client, tag)
         # Merged into status.json however the run ends, so even a crashed run names its image.
         image = {"image": f"{tag}@{info['id'][:19]}", "image_id": info["id"], "image_digest": info["digest"]}
         container = self.client.containers.run(tag, command=[f"{RUN}/{CONTAINER_SPEC}"], detach=True,
-                                               **self.options(p, device))
+                                               **self.options(p, device, share))
         return ContainerLaunch(container, self.memory, image)
 
 

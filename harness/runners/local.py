@@ -14,7 +14,7 @@ from typing import Iterator
 
 from common.config import ROOT
 from harness.plan import Planned
-from harness.runners.supervisor import Exit, Supervisor
+from harness.runners.supervisor import Exit, Supervisor, gpu_env
 
 
 class LocalLaunch:
@@ -60,12 +60,12 @@ class LocalLauncher:
     def preflight(self, todo: list[Planned], gpus: list[str] | None) -> None:
         pass  # nothing to check before starting a subprocess
 
-    def start(self, p: Planned, spec_path: Path, device: str | None) -> LocalLaunch:
+    def start(self, p: Planned, spec_path: Path, device: str | None, share: int = 1) -> LocalLaunch:
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    PYTHONUNBUFFERED="1", FER_PARENT_PID=str(os.getpid()))
         if device is not None:
             env["CUDA_VISIBLE_DEVICES"] = device
-            env["FER_EXPECT_CUDA"] = "1"
+            env.update(gpu_env(share))
         return LocalLaunch([*self.prefix, self.python, "-m", "common.run", str(spec_path.resolve())], env)
 
 

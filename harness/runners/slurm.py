@@ -38,6 +38,7 @@ from common.io import atomic_write_json, read_json
 from common.runlock import EXIT_LOCKED, RunLock, RunLocked
 from common.status import RunStatus
 from harness.plan import Planned, prepare
+from harness.runners.supervisor import gpu_env
 
 SLURM_FILE = "slurm.json"
 # sacct states of a job that may still produce a result: its run is not submitted again.
@@ -78,8 +79,8 @@ class RunTask(Checkpointable):
                    PYTHONUNBUFFERED="1")
         env.pop("FER_PARENT_PID", None)  # a cluster run is detached: no harness process to watch
         env.setdefault("OMP_NUM_THREADS", os.environ.get("SLURM_CPUS_PER_TASK", "1"))
-        if self.gpus:
-            env["FER_EXPECT_CUDA"] = "1"
+        if self.gpus:  # SLURM gives the job its own GPUs
+            env.update(gpu_env(share=1))
         # SLURM signals every process of the job step: the run ignores USR2 (the signal ahead of the time
         # limit, SIGUSR2's default action would kill it mid-epoch); this task decides what to do (checkpoint).
         self._proc = subprocess.Popen([*self.prefix, self.python, "-m", "common.run", self.spec_path], cwd=ROOT,

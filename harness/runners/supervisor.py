@@ -58,7 +58,21 @@ class Launch(Protocol):
 class Launcher(Protocol):
     name: str
     def preflight(self, todo: list[Planned], gpus: list[str] | None) -> None: ...  # fixable errors, before any run
-    def start(self, p: Planned, spec_path: Path, device: str | None) -> Launch: ...
+    def start(self, p: Planned, spec_path: Path, device: str | None, share: int = 1) -> Launch: ...
+
+
+def gpu_env(share: int) -> dict[str, str]:
+    """Environment of a run given a GPU: the run must find CUDA (common/gpu.preflight), and when `share`
+    runs use the GPU at once each caps itself at 1/share of its memory."""
+    return {"FER_EXPECT_CUDA": "1", "FER_GPU_SHARE": str(share)}
+
+
+def gpu_slots(gpus: list[str], jobs: int) -> tuple[list[str], int]:
+    """The device of each concurrent run slot and how many runs share one GPU: JOBS up to the number
+    of GPUs gives one GPU per run; more (small models that leave most of a GPU idle) put
+    ceil(JOBS / GPUs) runs on each, spread over the GPUs in turn."""
+    share = max(1, -(-jobs // len(gpus)))
+    return [g for _ in range(share) for g in gpus], share
 
 
 def finalize_status(run_dir: Path, spec_hash: str, end: Exit, timed_out: bool, interrupted: bool) -> dict:
@@ -102,9 +116,11 @@ class Supervisor:
         self.echo = echo
         self.gpus = list(gpus or [])
         self._devices: queue.Queue[str] | None = None
+        self.gpu_share = 1
         if gpus:
+            slots, self.gpu_share = gpu_slots(self.gpus, self.jobs)
             self._devices = queue.Queue()
-            for g in gpus:
+            for g in slots:
                 self._devices.put(g)
         self._active: dict[str, Launch] = {}
         self._interrupted = threading.Event()
@@ -129,7 +145,7 @@ class Supervisor:
         log_path = p.run_dir / "run.log"
         timed_out = False
         try:
-            launch = self.launcher.start(p, spec_path, device)
+            launch = self.launcher.start(p, spec_path, device, self.gpu_share)
         except Exception as e:  # e.g. the engine refused the container: a recorded failure, the sweep goes on
             status = {"status": RunStatus.FAILED, "spec_hash": p.spec.hash, "error_class": type(e).__name__,
                       "error_message": f"the {self.launcher.name} runner could not start the run: {e}",
@@ -139,7 +155,8 @@ class Supervisor:
             return status
         self._active[name] = launch
         if device is not None:
-            say(f"[{name}] on GPU {device}")
+            shared = f" (shared by up to {self.gpu_share} runs)" if self.gpu_share > 1 else ""
+            say(f"[{name}] on GPU {device}{shared}")
         timer = None
         try:
             if self.timeout:

@@ -11,7 +11,8 @@ from torchvision import transforms as T
 from torchvision.transforms import functional as TF
 
 from common.adapter import InputSpec
-from common.augment import BatchAugment, crop_offsets, erase, padded_crop, rotate, rotation_angles
+from common.augment import (BatchAugment, crop_offsets, erase, padded_crop, rotate, rotation_angles, source_pixels,
+                            take_pixels)
 from common.transforms import batch_train_transform, eval_transform
 
 N = 4000
@@ -113,3 +114,28 @@ def test_the_config_builds_the_batched_pipeline_and_refuses_randaugment() -> Non
     assert t(_ramp(4)).shape == (4, 3, S, S)
     with pytest.raises(ValueError, match="augment.batched=false"):
         batch_train_transform(InputSpec(size=S), {"augment": {**aug, "randaugment": "rand-m5-n3-mstd0.5"}})
+
+
+def test_one_gather_equals_flip_then_rotation_then_padded_crop_as_torchvision() -> None:
+    """The batched path does hflip -> rotation -> padded crop of a chosen image as one index map:
+    pixel for pixel what torchvision's functional ops give one after the other (nearest rotation
+    rounds differently at a few pixels), on uint8 and on float, in NCHW and channels-last memory."""
+    g = torch.Generator().manual_seed(3)
+    img = torch.randint(0, 256, (6, 3, 40, 40), dtype=torch.uint8, generator=g)
+    flip = torch.tensor([True, False, True, False, True, False])
+    angles = torch.tensor([0.0, 12.5, -20.0, 30.0, -3.0, 0.0])
+    top, left = torch.tensor([0, 8, 3, 5, 8, 4]), torch.tensor([8, 0, 6, 2, 1, 4])
+    where = source_pixels(6, 40, 40, flip=flip, angles=angles, top=top, left=left, padding=4)
+    for x in (img, img.float(), img.contiguous(memory_format=torch.channels_last)):
+        ours = take_pixels(x, *where)
+        assert ours.dtype == x.dtype and ours.shape == x.shape
+        for k in range(6):
+            ref = TF.hflip(img[k]) if flip[k] else img[k]
+            ref = TF.rotate(ref, float(angles[k]), interpolation=T.InterpolationMode.NEAREST)
+            ref = TF.crop(TF.pad(ref, 4), int(top[k]), int(left[k]), 40, 40)
+            agree = (ours[k].to(torch.uint8) == ref).float().mean().item()
+            assert agree == 1.0 if angles[k] == 0 else agree > 0.95, (k, agree)
+    # The caller's batch is never written to.
+    before = img.clone()
+    BatchAugment(mean=(0.5,) * 3, std=(0.5,) * 3, random_apply_p=1.0, rotation=20, crop_padding=4, erasing=1.0)(img)
+    assert torch.equal(img, before)

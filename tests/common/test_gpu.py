@@ -42,3 +42,23 @@ def test_gpu_asked_for_but_not_visible_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("FER_EXPECT_CUDA", "1")
     with pytest.raises(GPUPreflightError, match="GPU was assigned .* sees no CUDA device"):
         preflight(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("value, share", [(None, 1), ("1", 1), ("3", 3)])
+def test_the_memory_share_comes_from_the_harness(monkeypatch, value, share):
+    from common.gpu import memory_share
+
+    if value is None:
+        monkeypatch.delenv("FER_GPU_SHARE", raising=False)
+    else:
+        monkeypatch.setenv("FER_GPU_SHARE", value)
+    assert memory_share() == share
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_memory_share_names_the_value(monkeypatch, value):
+    from common.gpu import memory_share
+
+    monkeypatch.setenv("FER_GPU_SHARE", value)
+    with pytest.raises(GPUPreflightError, match=f"FER_GPU_SHARE='{value}'"):
+        memory_share()

@@ -54,3 +54,31 @@ def test_a_run_that_cannot_even_be_started_is_a_recorded_failure(harness, tmp_pa
     df = summary(harness.results)
     assert list(df["status"]) == ["failed"] and df["error_class"][0] == "FileNotFoundError"
     assert "could not start the run" in df["error_message"][0]
+
+
+@pytest.mark.parametrize("gpus, jobs, slots, share", [
+    (["0", "1"], 2, ["0", "1"], 1),
+    (["0", "1"], 1, ["0", "1"], 1),
+    (["0", "1"], 4, ["0", "1", "0", "1"], 2),
+    (["0", "1"], 3, ["0", "1", "0", "1"], 2),
+    (["2"], 3, ["2", "2", "2"], 3),
+])
+def test_jobs_beyond_the_gpus_share_each_gpu_in_turn(gpus, jobs, slots, share) -> None:
+    from harness.runners.supervisor import gpu_slots
+
+    assert gpu_slots(gpus, jobs) == (slots, share)
+
+
+def test_runs_sharing_a_gpu_are_told_so(harness, tmp_path) -> None:
+    """JOBS=4 on GPUS=0,1: four runs at once, two per GPU, each told to cap itself at half its memory.
+    (Without a GPU here each run then fails its preflight: a recorded failure, as it must be.)"""
+    marker = tmp_path / "env"
+    script = (f'echo "$CUDA_VISIBLE_DEVICES $FER_GPU_SHARE $FER_EXPECT_CUDA" >> {shlex.quote(str(marker))} && '
+              f'PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH exec "$@"')
+    run = RUN[:-1] + ("4",)
+    proc = harness(*run, "--gpus", "0,1", "--jobs", "4", "--launch-prefix", f"sh -c {shlex.quote(script)} wrapper",
+                   check=False)
+    lines = sorted(marker.read_text().splitlines())
+    assert lines == ["0 2 1", "0 2 1", "1 2 1", "1 2 1"], proc.stdout[-3000:]
+    df = summary(harness.results)
+    assert set(df["error_class"]) == {"GPUPreflightError"}
