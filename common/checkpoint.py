@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -85,35 +86,56 @@ def is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
 
 
+def _matches(key: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatchcase(key, p) for p in patterns)
+
+
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], *, files: list[Path],
-              strict: bool = True, rename: Callable[[str], str | None] | None = None,
-              what: str = "backbone") -> LoadReport:
-    """Load `state` into `module` by name (after optional `rename`; None drops a key, and is
-    reported). Shape mismatches are never loaded and are reported. With strict=True anything
-    missing or unexpected raises, naming the keys. Prints 'loaded X of Y <what> tensors'."""
+              rename: Callable[[str], str | None] | None = None, allow_missing: Iterable[str] = (),
+              allow_unexpected: Iterable[str] = (), what: str = "backbone", layout: str = "",
+              fix: str = "") -> LoadReport:
+    """Load `state` into `module` by name and say what did not fit.
+
+    `rename` maps a file key to a module key (None: the file key is not used). `allow_missing`
+    (module keys) and `allow_unexpected` (file keys) are fnmatch patterns of what may stay
+    unmatched; anything else unmatched raises ValueError naming the file, the expected `layout`,
+    the first offending keys and `fix`. A tensor whose shape differs is never loaded: it is
+    reported in `shape_mismatch` (and its module key in `missing`) and is accepted only where both
+    its file key may be unused and its module key may stay as initialised. Nothing is copied into
+    `module` unless the whole load is accepted. Prints 'loaded X of Y <what> tensors'."""
+    allow_missing, allow_unexpected = tuple(allow_missing), tuple(allow_unexpected)
     target = module.state_dict()
     renamed: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
+    mismatch: list[dict[str, Any]] = []
     for k, v in state.items():
         new = rename(k) if rename else k
         if new is None or new not in target:
             unexpected.append(k)
         elif tuple(target[new].shape) != tuple(v.shape):
-            unexpected.append(f"{k} (shape {tuple(v.shape)} != {tuple(target[new].shape)})")
+            mismatch.append({"key": k, "module_key": new, "expected": list(target[new].shape), "file": list(v.shape)})
         else:
             renamed[new] = v
     missing = sorted(set(target) - set(renamed))
     report = LoadReport(files=[str(f) for f in files], sha256=[file_sha256(Path(f)) for f in files],
-                        loaded=len(renamed), expected=len(target), missing=missing, unexpected=unexpected)
-    if strict and (missing or unexpected):
+                        loaded=len(renamed), expected=len(target), missing=missing, unexpected=unexpected,
+                        shape_mismatch=mismatch)
+    bad_missing = [k for k in missing if not _matches(k, allow_missing)]
+    bad_unexpected = [k for k in unexpected if not _matches(k, allow_unexpected)]
+    bad_shape = [f"{m['key']} (file {tuple(m['file'])}, {what} {tuple(m['expected'])})" for m in mismatch
+                 if not (_matches(m["key"], allow_unexpected) and _matches(m["module_key"], allow_missing))]
+    if bad_missing or bad_unexpected or bad_shape:
         raise ValueError(
-            f"strict load of {', '.join(map(str, files))} into the {what} failed: "
-            f"{len(missing)} missing {missing[:10]}, {len(unexpected)} unexpected {unexpected[:10]}"
+            f"{', '.join(map(str, files))} does not fit the {what}: loaded {report.loaded} of {report.expected} "
+            f"tensors; {len(bad_missing)} missing {bad_missing[:10]}, {len(bad_unexpected)} unexpected "
+            f"{bad_unexpected[:10]}, {len(bad_shape)} of another shape {bad_shape[:10]}"
+            + (f". Expected {layout}" if layout else "") + (f". {fix}" if fix else "")
         )
     module.load_state_dict(renamed, strict=False)
     print(f"loaded {report.loaded} of {report.expected} {what} tensors from {', '.join(Path(f).name for f in files)}"
           + (f"; missing {len(missing)}: {missing[:5]}" if missing else "")
-          + (f"; unused {len(unexpected)}: {unexpected[:5]}" if unexpected else ""), flush=True)
+          + (f"; unused {len(unexpected)}: {unexpected[:5]}" if unexpected else "")
+          + (f"; other shape {len(mismatch)}: {[m['key'] for m in mismatch[:5]]}" if mismatch else ""), flush=True)
     return report
 
 

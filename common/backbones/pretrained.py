@@ -27,7 +27,4 @@ def load_ir50_and_landmarks(ir_back: IR50, face_landback: MobileFaceNet, paths: 
     frozen MobileFaceNet; one report over both files."""
     ir = load_ir50(ir_back, _pick(paths, IR50_FILE), allow_partial=allow_partial)
     lm = load_mobilefacenet(face_landback, _pick(paths, LANDMARK_FILE, LANDMARK_ALIASES))
-    return LoadReport(files=ir.files + lm.files, sha256=ir.sha256 + lm.sha256, loaded=ir.loaded + lm.loaded,
-                      expected=ir.expected + lm.expected, missing=ir.missing + lm.missing,
-                      unexpected=ir.unexpected + lm.unexpected,
-                      notes=ir.notes + lm.notes + [f"IR-50 {ir.loaded}/{ir.expected}, MobileFaceNet {lm.loaded}/{lm.expected}"])
+    return ir.merge(lm, f"IR-50 {ir.loaded}/{ir.expected}, MobileFaceNet {lm.loaded}/{lm.expected}")

@@ -1,4 +1,4 @@
-"""Ada-DF network: a timm ResNet-18 whose stem and layer1 are shared by two branches.
+"""Ada-DF network: a ResNet-18 (common/backbones/resnet18.py) whose stem and layer1 are shared by two branches.
 
 Each branch is layer2-4 + global average pool + fc, with a sigmoid attention head on the pooled
 feature that scales the branch's logits. The branch-1 logits feed the auxiliary (label
@@ -14,24 +14,15 @@ from __future__ import annotations
 
 import copy
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Children of timm's resnet18, in order; the first five form the shared trunk.
+from common.backbones.resnet18 import resnet18
+
+# Children of the resnet18, in order; the first five form the shared trunk.
 _SHARED = ("conv1", "bn1", "act1", "maxpool", "layer1")
 _BRANCH = ("layer2", "layer3", "layer4", "global_pool", "fc")
-
-
-def resnet18_trunk(num_classes: int = 1000) -> nn.Module:
-    """The timm ResNet-18 the authors start from (random init; weights come from load_pretrained).
-
-    zero_init_last=False: timm's default zeroes each block's last BatchNorm gain, which leaves the
-    block's convolutions without gradient until that gain moves. The authors never train from this
-    init (they always load MS-Celeb weights); from scratch, every parameter should learn from step 1.
-    """
-    return timm.create_model("resnet18", pretrained=False, num_classes=num_classes, zero_init_last=False)
 
 
 class AdaDFNet(nn.Module):
@@ -40,7 +31,7 @@ class AdaDFNet(nn.Module):
     def __init__(self, num_classes: int = 7, drop_rate: float = 0.0) -> None:
         super().__init__()
         self.drop_rate = drop_rate
-        base = resnet18_trunk(num_classes)
+        base = resnet18(num_classes)
         children = dict(base.named_children())
         self.feature = nn.Sequential(*(children[n] for n in _SHARED))
         # Registration order matters for the duplicated keys: load_state_dict copies `branch_1.*`
@@ -56,7 +47,7 @@ class AdaDFNet(nn.Module):
         self.alpha_2 = nn.Sequential(nn.Linear(512, 1), nn.Sigmoid())
 
     def copy_branches_from(self, trunk: nn.Module) -> None:
-        """Copy a timm resnet18's stem+layer1 into `feature` and its layer2-4 into both branches.
+        """Copy a resnet18's stem+layer1 into `feature` and its layer2-4 into both branches.
 
         The fc of `trunk` is not copied: the authors replace the 1000-way fc by a fresh C-way one.
         """

@@ -1,4 +1,4 @@
-"""The shared IR-50 / MobileFaceNet backbones and the loading of their published files."""
+"""The shared backbones (IR-50, MobileFaceNet, ResNet-18) and the loading of published files (load_into)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.adapter import LoadReport
 from common.backbones.ir50 import IR50, BottleneckIR, load_ir50, remap_key
 from common.backbones.mobilefacenet import MobileFaceNet, load_mobilefacenet
+from common.backbones.resnet18 import resnet18
+from common.checkpoint import load_into
 from tests.parity import fill_state_dict, key_table
 
 
@@ -98,7 +101,7 @@ def test_partial_backbone_fails_loudly_unless_allowed(tmp_path: Path, ir50_split
     state = {k: v for k, v in ir50_split.state_dict().items() if not k.startswith("body")}
     path = tmp_path / "ir50.pth"
     torch.save(state, path)
-    with pytest.raises(ValueError, match=r"only 19 of 304 backbone tensors.*allow_partial_backbone"):
+    with pytest.raises(ValueError, match=r"loaded 19 of 304 tensors.*allow_partial_backbone"):
         load_ir50(IR50(split=True), path)
     report = load_ir50(IR50(split=True), path, allow_partial=True)
     assert report.loaded == 19 and len(report.missing) == 285
@@ -162,3 +165,71 @@ def test_converter_makes_a_refused_checkpoint_loadable(tmp_path: Path) -> None:
     assert convert(src, dst) == len(net.state_dict())
     report = load_mobilefacenet(MobileFaceNet(frozen=True), dst)
     assert report.loaded == report.expected
+
+
+def _two_layers() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+
+
+def test_load_into_allows_only_the_declared_keys(tmp_path: Path) -> None:
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"x")
+    state = {**_two_layers().state_dict(), "fc.weight": torch.zeros(2)}
+    del state["1.num_batches_tracked"]
+    with pytest.raises(ValueError, match=r"w\.pth does not fit the net: .*1 missing \['1\.num_batches_tracked'\], "
+                                         r"1 unexpected \['fc\.weight'\].*Expected two layers\. Run the converter"):
+        load_into(_two_layers(), state, files=[path], what="net", layout="two layers", fix="Run the converter.")
+    target = _two_layers()
+    with torch.no_grad():
+        target[0].weight.zero_()
+    report = load_into(target, state, files=[path], allow_missing=("*.num_batches_tracked",),
+                       allow_unexpected=("fc.*",), what="net")
+    assert (report.loaded, report.expected) == (6, 7)
+    assert (report.missing, report.unexpected, report.shape_mismatch) == (["1.num_batches_tracked"], ["fc.weight"], [])
+    assert torch.equal(target[0].weight, state["0.weight"])
+
+
+def test_load_into_reports_shape_mismatches_apart_and_loads_nothing_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"x")
+    state = dict(_two_layers().state_dict())
+    state["0.weight"] = torch.ones(5, 3)
+    target = _two_layers()
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(ValueError, match=r"1 of another shape \['0\.weight \(file \(5, 3\), net \(4, 3\)\)'\]"):
+        load_into(target, state, files=[path], allow_missing=("0.weight",), what="net")
+    assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items()), "a failed load changed the module"
+    # accepted only where the file key may be unused and the module key may stay as initialised
+    report = load_into(target, state, files=[path], allow_missing=("0.weight",), allow_unexpected=("0.weight",))
+    assert report.unexpected == [] and report.missing == ["0.weight"]
+    assert report.shape_mismatch == [{"key": "0.weight", "module_key": "0.weight", "expected": [4, 3], "file": [5, 3]}]
+    assert torch.equal(target[0].weight, before["0.weight"]) and torch.equal(target[0].bias, state["0.bias"])
+
+
+def test_load_report_merge() -> None:
+    a = LoadReport(files=["a"], sha256=["1"], loaded=2, expected=3, missing=["m"], notes=["na"])
+    b = LoadReport(files=["b"], sha256=["2"], loaded=4, expected=4, unexpected=["u"],
+                   shape_mismatch=[{"key": "k", "module_key": "k", "expected": [1], "file": [2]}])
+    both = a.merge(b, "both")
+    assert (both.files, both.sha256, both.loaded, both.expected) == (["a", "b"], ["1", "2"], 6, 7)
+    assert (both.missing, both.unexpected, both.notes) == (["m"], ["u"], ["na", "both"])
+    assert both.shape_mismatch == b.shape_mismatch and a.files == ["a"]
+
+
+def test_resnet18_draws_torchvision_resnet18s_initial_weights() -> None:
+    """DAN was built on torchvision's resnet18, Ada-DF on timm's; the one builder both use now must
+    start from the same weights for a seed, under the same names (runs from scratch unchanged)."""
+    from torchvision.models import resnet18 as tv_resnet18
+
+    torch.manual_seed(3)
+    ours = resnet18(7).state_dict()
+    torch.manual_seed(3)
+    theirs = tv_resnet18(weights=None, num_classes=7).state_dict()
+    assert list(ours) == list(theirs)
+    assert all(torch.equal(v, theirs[k]) for k, v in ours.items())
+    x = torch.randn(2, 3, 64, 64)
+    net, ref = resnet18(7).eval(), tv_resnet18(weights=None, num_classes=7).eval()
+    ref.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), ref(x))

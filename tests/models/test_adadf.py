@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.backbones.resnet18 import resnet18
 from common.config import resolve
 from common.registry import get_adapter
 from models.adadf import losses
-from models.adadf.network import resnet18_trunk
 
 
 def _task(num_classes: int = 3, **model: object):
@@ -177,7 +177,7 @@ def test_freeze_stem_keeps_it_frozen_and_in_eval() -> None:
 def test_load_msceleb_weights(tmp_path) -> None:
     task = _task(7)
     torch.manual_seed(1)
-    sd = resnet18_trunk(1000).state_dict()  # the authors' file: timm key names, 1000-way fc
+    sd = resnet18().state_dict()  # the authors' file: resnet18 key names, 1000-way fc
     path = tmp_path / "resnet18_msceleb.pth"
     torch.save({"state_dict": sd}, path)
     classifier_before = task.net.branch_1_classifier.weight.detach().clone()
@@ -202,7 +202,7 @@ def test_load_msceleb_weights(tmp_path) -> None:
 
 
 def test_load_reports_unmatched_keys_by_name(tmp_path) -> None:
-    sd = resnet18_trunk(1000).state_dict()
+    sd = resnet18().state_dict()
     sd["head.extra.weight"] = torch.zeros(3)
     del sd["layer3.1.bn2.running_var"]
     path = tmp_path / "resnet18_msceleb.pth"

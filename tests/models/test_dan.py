@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torchvision.models import resnet18
+from common.backbones.resnet18 import resnet18
 
 from common import registry
-from common.config import resolve
+from common.config import ConfigError, resolve
+from models.dan.adapter import DANConfig
 
 
 @pytest.fixture
@@ -23,9 +24,9 @@ def test_parameter_count(task) -> None:
 
 
 def test_load_msceleb_checkpoint_format(task, tmp_path) -> None:
-    """resnet18_msceleb.pth: {'state_dict': torchvision resnet18 keys incl. the 1000-way fc}."""
+    """resnet18_msceleb.pth: {'state_dict': resnet18 keys incl. the 1000-way fc}."""
     torch.manual_seed(1)
-    source = resnet18(weights=None, num_classes=1000).state_dict()
+    source = resnet18().state_dict()
     path = tmp_path / "resnet18_msceleb.pth"
     torch.save({"state_dict": source, "epoch": 30}, path)
     report = registry.get_adapter("dan").load_pretrained(task, {"resnet18_msceleb.pth": path})
@@ -38,7 +39,7 @@ def test_load_msceleb_checkpoint_format(task, tmp_path) -> None:
 
 
 def test_incomplete_checkpoint_names_missing_keys(task, tmp_path) -> None:
-    source = resnet18(weights=None).state_dict()
+    source = resnet18().state_dict()
     del source["layer3.0.conv1.weight"]
     path = tmp_path / "resnet18_msceleb.pth"
     torch.save({"state_dict": source}, path)
@@ -48,7 +49,7 @@ def test_incomplete_checkpoint_names_missing_keys(task, tmp_path) -> None:
 
 def test_pickled_objects_are_refused(task, tmp_path) -> None:
     path = tmp_path / "resnet18_msceleb.pth"
-    torch.save({"state_dict": resnet18(weights=None)}, path)  # a whole module: needs unpickling code
+    torch.save({"state_dict": resnet18()}, path)  # a whole module: needs unpickling code
     with pytest.raises(ValueError, match="cannot be loaded safely"):
         registry.get_adapter("dan").load_pretrained(task, {"resnet18_msceleb.pth": path})
 
@@ -59,3 +60,11 @@ def test_loss_terms(task) -> None:
     out = task(x, y)
     assert torch.allclose(out["loss"], out["ce"] + out["affinity"] + out["partition"])
     assert out["affinity"] > 0 and out["partition"] > 0
+
+
+def test_config_names_a_bad_key_or_type() -> None:
+    with pytest.raises(ConfigError, match=r"unknown keys \['num_head'\].*valid keys: num_heads, affinity_weight"):
+        DANConfig.from_cfg({"num_head": 4, "affinity_weight": 1.0, "partition_weight": 1.0})
+    with pytest.raises(ConfigError, match=r"model.num_heads=2.5: expected int"):
+        DANConfig.from_cfg({"num_heads": 2.5, "affinity_weight": 1.0, "partition_weight": 1.0})
+    assert DANConfig.from_cfg({"num_heads": 4, "affinity_weight": 1, "partition_weight": 0}).affinity_weight == 1.0

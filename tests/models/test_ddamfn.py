@@ -12,7 +12,8 @@ from torch import nn
 from common.config import resolve
 from common.registry import get_adapter
 from models.ddamfn import network
-from models.ddamfn.adapter import WEIGHTS, attention_loss
+from models.ddamfn.adapter import WEIGHTS
+from models.ddamfn.losses import attention_loss
 from models.ddamfn.convert import convert
 
 

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from common.config import resolve
 from common.registry import get_adapter
-from models.gsdnet.adapter import WEIGHTS, gradual_distillation, soft_cross_entropy
+from models.gsdnet.adapter import WEIGHTS
+from models.gsdnet.losses import gradual_distillation, soft_cross_entropy
 from models.gsdnet.convert import convert
 
 

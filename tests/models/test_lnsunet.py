@@ -10,7 +10,7 @@ from torch import nn
 
 from common import registry
 from common.config import resolve
-from models.lnsunet.adapter import LNSUNetTask
+from models.lnsunet.adapter import LNSUNetConfig, LNSUNetTask
 from models.lnsunet.losses import (class_balance_weights, flip_consistency_loss, rebalanced_lsr_loss,
                                    rebalanced_targets)
 from models.lnsunet.network import LNSUNet
@@ -21,11 +21,19 @@ RAF_TRAIN_COUNTS = [1290, 281, 717, 4772, 1982, 705, 2524]
 UPSTREAM_WEIGHTS = [0.95124031, 4.36690391, 1.71143654, 0.25714585, 0.6191221, 1.74056738, 0.48617274]
 
 
-def _small_net(num_classes: int = 3) -> LNSUNet:
-    cfg = resolve("lnsunet", "synthetic", "quick")["model"]  # the reduced CPU trunk
+def _small_config(**losses: float) -> LNSUNetConfig:
+    """The reduced CPU trunk of the quick profile, with the given loss weights."""
+    return LNSUNetConfig.from_cfg({**resolve("lnsunet", "synthetic", "quick")["model"], **losses})
+
+
+def _small_task(class_counts: list[int], smoothing: float, flip_weight: float) -> LNSUNetTask:
     torch.manual_seed(0)
-    return LNSUNet(num_classes, img_size=112, patch_size=cfg["patch_size"], window_size=cfg["window_size"],
-                   embed_dim=cfg["embed_dim"], depths=tuple(cfg["depths"]), num_heads=tuple(cfg["num_heads"]))
+    config = _small_config(smoothing=smoothing, flip_weight=flip_weight)
+    return LNSUNetTask(len(class_counts), class_counts, config, image_size=112)
+
+
+def _small_net(num_classes: int = 3) -> LNSUNet:
+    return _small_task([1] * num_classes, smoothing=0.3, flip_weight=0.1).net
 
 
 def test_weights_from_raf_counts_are_upstream_constants() -> None:
@@ -54,7 +62,7 @@ def test_rebalanced_lsr_loss_by_hand() -> None:
 
 
 def test_task_takes_prior_from_class_counts() -> None:
-    task = LNSUNetTask(_small_net(), [1, 1, 2], smoothing=0.3, flip_weight=0.0)
+    task = _small_task([1, 1, 2], smoothing=0.3, flip_weight=0.0)
     assert torch.allclose(task.class_weights, torch.tensor([0.4, 0.4, 0.2]))
     assert "class_weights" in task.state_dict()
     task.eval()
@@ -64,7 +72,7 @@ def test_task_takes_prior_from_class_counts() -> None:
         expected = rebalanced_lsr_loss(task.predict(x), y, torch.tensor([0.4, 0.4, 0.2]), 0.3)
     assert out["loss"].item() == pytest.approx(expected.item(), abs=1e-6)
     with pytest.raises(ValueError, match="3 classes"):
-        LNSUNetTask(_small_net(), [5, 5], smoothing=0.3, flip_weight=0.1)
+        LNSUNetTask(3, [5, 5], _small_config(), image_size=112)
 
 
 def test_flip_consistency_by_hand() -> None:
@@ -99,9 +107,11 @@ def test_task_flip_term_pairs_image_with_its_mirror() -> None:
     x = torch.randn(2, 3, 112, 112, generator=torch.Generator().manual_seed(0))
     y = torch.tensor([0, 1])
     symmetric = torch.cat([x[..., :56], x[..., :56].flip(-1)], dim=-1)
-    equivariant = LNSUNetTask(_PoolNet(ramp=False), [3, 1], smoothing=0.3, flip_weight=0.1)
+    equivariant = _small_task([3, 1], smoothing=0.3, flip_weight=0.1)
+    equivariant.net = _PoolNet(ramp=False)  # the network stands in for one whose maps are known
     assert equivariant(x, y)["flip"].item() == pytest.approx(0.0, abs=1e-12)
-    not_equivariant = LNSUNetTask(_PoolNet(ramp=True), [3, 1], smoothing=0.3, flip_weight=0.1)
+    not_equivariant = _small_task([3, 1], smoothing=0.3, flip_weight=0.1)
+    not_equivariant.net = _PoolNet(ramp=True)
     out = not_equivariant(symmetric, y)
     assert out["flip"].item() > 0.0
     assert out["loss"].item() == pytest.approx(out["lsr"].item() + 0.1 * out["flip"].item(), rel=1e-6)
@@ -109,8 +119,8 @@ def test_task_flip_term_pairs_image_with_its_mirror() -> None:
 
 def test_task_flip_term_matches_two_passes() -> None:
     """The task runs image and mirror in one batch; upstream runs two passes. Same numbers in eval."""
-    net = _small_net()
-    task = LNSUNetTask(net, [4, 2, 1], smoothing=0.3, flip_weight=0.1).eval()
+    task = _small_task([4, 2, 1], smoothing=0.3, flip_weight=0.1).eval()
+    net = task.net
     x, y = torch.randn(2, 3, 112, 112, generator=torch.Generator().manual_seed(1)), torch.tensor([1, 2])
     with torch.no_grad():
         out = task(x, y)
