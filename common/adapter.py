@@ -14,18 +14,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# InputSpec lives with the rest of the model facts (torch-free); re-exported for the model code.
+from common.meta import IMAGENET_MEAN, IMAGENET_STD, InputSpec, ModelMeta, model_meta
 
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What the network expects. Images are always RGB; config `data.image_size` overrides size."""
-
-    size: int = 224
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    interpolation: str = "bilinear"
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Adapter", "InputSpec", "LoadReport", "Task"]
 
 
 @dataclass
@@ -39,16 +31,6 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # Tensors not loaded because their shape differs: {"key" (file), "module_key", "expected", "file"}.
-    shape_mismatch: list[dict[str, Any]] = field(default_factory=list)
-
-    def merge(self, other: "LoadReport", *notes: str) -> "LoadReport":
-        """One report over the files of both (a model that loads several files), plus `notes`."""
-        return LoadReport(files=self.files + other.files, sha256=self.sha256 + other.sha256,
-                          loaded=self.loaded + other.loaded, expected=self.expected + other.expected,
-                          missing=self.missing + other.missing, unexpected=self.unexpected + other.unexpected,
-                          notes=self.notes + other.notes + list(notes),
-                          shape_mismatch=self.shape_mismatch + other.shape_mismatch)
 
     def summary(self) -> str:
         names = "+".join(Path(f).name for f in self.files) or "none"
@@ -81,14 +63,34 @@ class Task(nn.Module):
 
 
 class Adapter:
-    """Base class of a model's adapter; subclasses register with @common.registry.register."""
+    """Base class of a model's adapter; subclasses register with @common.registry.register.
+
+    The model's facts (display name, input size/mean/std/interpolation, published weight files and
+    their aliases) are data in the `meta:` section of its config.yaml (common/meta.py), read by the
+    torch-free harness too; the properties below expose them, so an adapter only builds and loads.
+    """
 
     name: ClassVar[str] = ""
-    input_spec: ClassVar[InputSpec] = InputSpec()
-    # File names of the authors' published weights, looked up in the weights folder.
-    pretrained_files: ClassVar[tuple[str, ...]] = ()
-    # Other names the same file is published under (e.g. a README and a script that disagree).
-    pretrained_aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    @property
+    def meta(self) -> ModelMeta:
+        return model_meta(self.name)
+
+    @property
+    def display_name(self) -> str:
+        return self.meta.display_name
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self.meta.input
+
+    @property
+    def pretrained_files(self) -> tuple[str, ...]:
+        return self.meta.pretrained_files
+
+    @property
+    def pretrained_aliases(self) -> dict[str, tuple[str, ...]]:
+        return self.meta.pretrained_aliases
 
     def build(self, num_classes: int, cfg: dict[str, Any], class_counts: list[int]) -> Task:
         """Build the task. `cfg` is the whole resolved config (model keys under cfg["model"]);

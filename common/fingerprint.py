@@ -14,6 +14,7 @@ from typing import Any
 
 from common.config import ROOT
 from common.io import file_sha256
+from common.meta import model_meta as read_model_meta
 
 
 @lru_cache(maxsize=64)
@@ -66,13 +67,9 @@ def _fingerprint_folder(name: str, folder: str) -> dict[str, Any]:
 
 
 def model_meta(model: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """(pretrained_files, pretrained_aliases) from the `meta:` section of the model's config.yaml."""
-    from common.config import model_config
-
-    meta = model_config(model).get("meta") or {}
-    files = tuple(meta.get("pretrained_files") or ())
-    aliases = {k: tuple(v) for k, v in (meta.get("pretrained_aliases") or {}).items()}
-    return files, aliases
+    """(pretrained_files, pretrained_aliases) of the model: the arguments resolve_weights takes after it."""
+    meta = read_model_meta(model)
+    return meta.pretrained_files, meta.pretrained_aliases
 
 
 def weights_folder(cfg: dict[str, Any]) -> Path:

@@ -15,14 +15,29 @@ _DISCOVERED = False
 A = TypeVar("A", bound=type[Adapter])
 
 
+# Model facts that are data in the `meta:` section of config.yaml (common/meta.py), not class attributes.
+META_ATTRIBUTES = ("display_name", "input_spec", "pretrained_files", "pretrained_aliases")
+
+
 def register(name: str) -> Callable[[A], A]:
-    """Class decorator: register an Adapter subclass under `name`; duplicates are an error."""
+    """Class decorator: register an Adapter subclass under `name`, which must be the name of the folder
+    holding it (the name the harness plans with); duplicates are an error."""
 
     def wrap(cls: A) -> A:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(
                 f"model {name!r} is registered twice: {_REGISTRY[name].__module__} and {cls.__module__}"
             )
+        folder = Path(sys.modules[cls.__module__].__file__ or "").parent
+        if folder.name != name:
+            raise ValueError(f"{cls.__qualname__} is registered as {name!r} but lives in the folder "
+                             f"{folder.name!r} ({folder}); the model name is its folder's name: "
+                             f"write @register({folder.name!r}) or rename the folder")
+        declared = [attr for attr in META_ATTRIBUTES if attr in vars(cls)]
+        if declared:
+            raise ValueError(f"{cls.__qualname__} declares {', '.join(declared)}; these are data: write them "
+                             f"under `meta:` in {folder / 'config.yaml'} (keys: display_name, input, "
+                             f"pretrained_files, pretrained_aliases) and remove them from the class")
         cls.name = name
         _REGISTRY[name] = cls
         return cls

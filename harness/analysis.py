@@ -16,7 +16,7 @@ import pandas as pd
 
 from common.io import atomic_path
 from harness.confusion import Confusion, confusions
-from harness.names import DATASET_NAMES, MODEL_NAMES, ordered
+from harness.names import DATASET_ORDER, MODEL_ORDER, ordered
 from harness.plots import plot_cd, plot_confusion, plot_pairwise, plot_reference
 from harness.reference import compare
 from harness.significance import PAIRWISE_COLUMNS, RANK_COLUMNS, Ranks, friedman_ranks, pairwise
@@ -59,8 +59,8 @@ def reference_png(metric: str) -> str:
 
 def analyse(df: pd.DataFrame, metrics: Sequence[str], results: Path | None = None) -> Analysis:
     """All statistics of `df` (one protocol's rows of summary.csv); confusion matrices need `results`."""
-    models = ordered(df["model"], MODEL_NAMES)
-    datasets = ordered(df["dataset"], DATASET_NAMES)
+    models = ordered(df["model"], MODEL_ORDER)
+    datasets = ordered(df["dataset"], DATASET_ORDER)
     tables, refused = [], []
     for metric in metrics:
         table, msgs = pairwise(df, metric, models)

@@ -210,9 +210,9 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
         sub = df[df["protocol"] == proto]
         out_dir = args.results / "tables" / proto
         out_dir.mkdir(parents=True, exist_ok=True)
-        sub_csv = out_dir / "summary.csv"
-        sub.to_csv(sub_csv, index=False)
-        render(sub_csv, out_dir, ddof=args.ddof, results=args.results)
+        # Written for the report page and for readers of the tables folder; rendered from memory.
+        sub.to_csv(out_dir / "summary.csv", index=False)
+        render(sub, out_dir, ddof=args.ddof, results=args.results)
         rendered[proto] = out_dir
         if quiet or (protocols is not None and proto not in protocols):
             continue
@@ -220,7 +220,7 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
             print(f"\nprotocol {proto}: no run has finished yet")
         else:
             print(f"\nprotocol {proto}  (tables, pairwise.csv, ranks.csv and figures in {out_dir}/)\n")
-            print(render_markdown(sub_csv, ddof=args.ddof))
+            print(render_markdown(sub, ddof=args.ddof))
         shown = sub if cells is None else sub[[(m, d) in cells for m, d in zip(sub["model"], sub["dataset"])]]
         done = shown[shown["status"] == RunStatus.DONE]
         for ds, grp in done.groupby("dataset"):

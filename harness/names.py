@@ -1,12 +1,20 @@
-"""Display names and the fixed paper order of models and datasets, shared by every table, plot and page."""
+"""Display names and the fixed paper order of models and datasets, shared by every table, plot and page.
+
+The names are data kept where the things are described: a model's under `meta: display_name` in its
+config.yaml (common/meta.py, so a model kept outside the repository names itself the same way), a
+dataset's in common/datasets (DISPLAY_NAMES, listed in the papers' order). Only the models' order is
+kept here, because it is the order of the reference paper's tables, not a fact of any one model.
+"""
 from __future__ import annotations
 
 from typing import Iterable
 
-DATASET_NAMES = {"rafdb": "RAF-DB", "fer2013": "FER2013", "ferplus": "FERPlus", "expw": "ExpW",
-                 "sfew": "SFEW2.0", "ckplus": "CK+", "synthetic": "synthetic"}
-MODEL_NAMES = {"poster": "POSTER", "posterpp": "POSTER++", "dan": "DAN", "ddamfn": "DDAMFN",
-               "lnsunet": "LNSU-Net", "adadf": "Ada-DF", "mfer": "MFER", "gsdnet": "GSDNet"}
+from common.config import model_dirs
+from common.datasets import DISPLAY_NAMES, dataset_names
+from common.meta import model_meta
+
+MODEL_ORDER = ("poster", "posterpp", "dan", "ddamfn", "lnsunet", "adadf", "mfer", "gsdnet")
+DATASET_ORDER = tuple(dataset_names())
 METRIC_NAMES = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "macro_f1": "Macro-F1"}
 
 
@@ -18,8 +26,10 @@ def ordered(present: Iterable[str], preferred: Iterable[str]) -> list[str]:
 
 
 def model_name(model: str) -> str:
-    return MODEL_NAMES.get(model, model)
+    """The model's `meta: display_name`; a model without a folder (results kept after it was
+    removed) is shown by its folder name."""
+    return model_meta(model).display_name if model in model_dirs() else model
 
 
 def dataset_name(dataset: str) -> str:
-    return DATASET_NAMES.get(dataset, dataset)
+    return DISPLAY_NAMES.get(dataset, dataset)

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from common.io import atomic_path
 from common.status import RunStatus
 from harness.confusion import Confusion
-from harness.names import DATASET_NAMES, METRIC_NAMES, MODEL_NAMES, dataset_name, model_name, ordered
+from harness.names import DATASET_ORDER, METRIC_NAMES, MODEL_ORDER, dataset_name, model_name, ordered
 from harness.significance import ALPHA, Ranks
 
 
@@ -39,8 +39,8 @@ def plot_metric(df: pd.DataFrame, metric: str, path: Path, chance: dict[str, flo
     `chance` (dataset -> value) draws the majority-class level of each dataset as a dashed line, so a
     box near it is read as "did not learn".
     """
-    datasets = ordered(df["dataset"], DATASET_NAMES)
-    models = ordered(df["model"], MODEL_NAMES)
+    datasets = ordered(df["dataset"], DATASET_ORDER)
+    models = ordered(df["model"], MODEL_ORDER)
     done = df[(df["status"] == RunStatus.DONE) & df[metric].notna()]
     width = 0.8 / len(models)
     fig = _figure(max(6.0, 1.0 + len(datasets) * (0.6 + 0.35 * len(models))), 4.5)
@@ -154,8 +154,8 @@ def plot_confusion(cm: Confusion, path: Path) -> Path:
 
 def plot_reference(comparison: pd.DataFrame, metric: str, path: Path) -> Path:
     """ours − reference per cell (rows datasets, columns models); ‡ marks cells with footnotes."""
-    datasets = ordered(comparison["dataset"], DATASET_NAMES)
-    models = ordered(comparison["model"], MODEL_NAMES)
+    datasets = ordered(comparison["dataset"], DATASET_ORDER)
+    models = ordered(comparison["model"], MODEL_ORDER)
     diff = np.full((len(datasets), len(models)), np.nan)
     fig = _figure(1.5 + 1.0 * len(models), 1.2 + 0.6 * len(datasets))
     ax = fig.add_subplot()

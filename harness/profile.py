@@ -20,7 +20,7 @@ from typing import Any
 from common.config import ROOT
 from common.io import atomic_write_text, read_json
 from common.status import RunStatus
-from harness.names import MODEL_NAMES, model_name, ordered
+from harness.names import MODEL_ORDER, model_name, ordered
 
 COLUMNS = ["model", "dataset", "image_size", "params_m", "trainable_params_m", "gmacs", "latency_ms", "batch",
            "infer_images_per_s", "train_batch", "train_images_per_s", "peak_memory_mb", "memory_kind", "device",
@@ -117,7 +117,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     # Rows of models not measured this time stay, so `MODEL=dan` then `MODEL=adadf` build one table.
     old = {r["model"]: r for r in read_profiles(args.results).get(device, [])}
     merged = {**old, **{r["model"]: r for r in rows}}
-    final = [merged[m] for m in ordered(merged, MODEL_NAMES)]
+    final = [merged[m] for m in ordered(merged, MODEL_ORDER)]
     write_csv(final, path)
     tables = render_tables(device, [{k: str(v) for k, v in r.items()} for r in final], out_dir)
     print(f"wrote {path} and {', '.join(t.name for t in tables)}")
@@ -153,7 +153,7 @@ def plot_accuracy_vs_cost(summary: "pd.DataFrame", rows: list[dict[str, str]], c
     """One point per model and dataset: mean `metric` of the done runs against the model's measured cost."""
     import pandas as pd
 
-    from harness.names import DATASET_NAMES, dataset_name
+    from harness.names import DATASET_ORDER, dataset_name
     from harness.plots import _figure, _save
 
     cost = {r["model"]: float(r[column]) for r in rows if not r.get("error") and r.get(column)}
@@ -163,7 +163,7 @@ def plot_accuracy_vs_cost(summary: "pd.DataFrame", rows: list[dict[str, str]], c
     means = done.assign(value=pd.to_numeric(done[metric])).groupby(["dataset", "model"])["value"].mean()
     fig = _figure(6.5, 4.2)
     ax = fig.add_subplot()
-    for dataset in ordered(set(means.index.get_level_values(0)), DATASET_NAMES):
+    for dataset in ordered(set(means.index.get_level_values(0)), DATASET_ORDER):
         sub = means.loc[dataset]
         ax.scatter([cost[m] for m in sub.index], sub.values, label=dataset_name(dataset))
         for m, v in sub.items():

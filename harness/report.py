@@ -1,4 +1,4 @@
-"""Render result tables (Markdown, HTML, LaTeX) and plots from results/summary.csv.
+"""Render result tables (Markdown, HTML, LaTeX) and plots from the rows of results/summary.csv.
 
 One context builder feeds three Jinja templates in harness/templates/, so the numbers, bold cell,
 n and footnotes are decided once and the formats only differ in markup. HTML is autoescaped and
@@ -18,10 +18,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from common.io import atomic_path
 from common.status import RunStatus
 from harness.analysis import analyse, write_analysis
-from harness.names import DATASET_NAMES, METRIC_NAMES, MODEL_NAMES, ordered
+from harness.names import DATASET_ORDER, METRIC_NAMES, MODEL_ORDER, dataset_name, model_name, ordered
 from harness.plots import plot_metric
 from harness.significance import ALPHA, not_worse_than_best, pairwise
-from harness.stats import METRICS, aggregate, chance_levels, is_pretrained, read_summary, split_mismatches
+from harness.stats import (METRICS, aggregate, chance_levels, is_pretrained, read_summary, split_mismatches,
+                           summary_frame)
 
 DEFAULT_METRICS = ("accuracy", "balanced_accuracy")
 FORMATS = ("md", "html", "tex")
@@ -87,11 +88,11 @@ def _init_line(df: pd.DataFrame, models: Sequence[str]) -> tuple[str, list[str]]
     for model in models:
         kinds = {is_pretrained(v) for v in done.loc[done["model"] == model, "pretrained"]}
         if kinds == {True, False}:
-            groups["mixed"].append(MODEL_NAMES.get(model, model))
+            groups["mixed"].append(model_name(model))
             values = ", ".join(sorted(set(done.loc[done["model"] == model, "pretrained"])))
-            warnings.append(f"{MODEL_NAMES.get(model, model)} mixes pretrained and from-scratch runs ({values}).")
+            warnings.append(f"{model_name(model)} mixes pretrained and from-scratch runs ({values}).")
         elif kinds:
-            groups["pretrained" if True in kinds else "from scratch"].append(MODEL_NAMES.get(model, model))
+            groups["pretrained" if True in kinds else "from scratch"].append(model_name(model))
     parts = [f"{kind}: {', '.join(names)}" for kind, names in groups.items() if names]
     return "Initialisation — " + ("; ".join(parts) if parts else "no successful runs") + ".", warnings
 
@@ -101,9 +102,9 @@ def _split_warnings(mismatches: pd.DataFrame) -> list[str]:
     for m in mismatches.itertuples():
         by_hash: dict[str, list[str]] = {}
         for model, h in sorted(m.hashes.items()):
-            by_hash.setdefault(h, []).append(MODEL_NAMES.get(model, model))
+            by_hash.setdefault(h, []).append(model_name(model))
         groups = "; ".join(f"{h}: {', '.join(names)}" for h, names in sorted(by_hash.items()))
-        out.append(f"Split mismatch on {DATASET_NAMES.get(m.dataset, m.dataset)} iter {m.iteration}: "
+        out.append(f"Split mismatch on {dataset_name(m.dataset)} iter {m.iteration}: "
                    f"models ran on different folds ({groups}); their numbers are not directly comparable.")
     return out
 
@@ -112,8 +113,8 @@ def build_context(df: pd.DataFrame, metric: str, ddof: int = 1) -> dict[str, Any
     """Everything a table template needs, already decided: order, text, bold, marks, chance, n, notes, warnings."""
     stats = aggregate(df, metric, ddof)
     by_cell = {(s["dataset"], s["model"]): s for _, s in stats.iterrows()}
-    datasets = ordered(df["dataset"], DATASET_NAMES)
-    models = ordered(df["model"], MODEL_NAMES)
+    datasets = ordered(df["dataset"], DATASET_ORDER)
+    models = ordered(df["model"], MODEL_ORDER)
     marks = not_worse_than_best(df, pairwise(df, metric, models)[0], metric)
     chance = chance_levels(df, metric)
     notes: list[str] = []
@@ -128,12 +129,12 @@ def build_context(df: pd.DataFrame, metric: str, ddof: int = 1) -> dict[str, Any
             stat = by_cell.get((dataset, model))
             note = None
             if stat is not None and stat["failures"]:
-                notes.append(f"{MODEL_NAMES.get(model, model)} on {DATASET_NAMES.get(dataset, dataset)}: "
+                notes.append(f"{model_name(model)} on {dataset_name(dataset)}: "
                              f"{len(stat['failures'])} of {stat['n_total']} runs without a result — "
                              + "; ".join(stat["failures"]))
                 note = len(notes)
             cells.append(_cell(stat, best, note, model in marks.get(dataset, ())))
-        rows.append({"name": DATASET_NAMES.get(dataset, dataset), "cells": cells,
+        rows.append({"name": dataset_name(dataset), "cells": cells,
                      "chance": _fmt(chance[dataset]) if dataset in chance else "n/a"})
     protocols = sorted(set(df["protocol"]))
     init_line, warnings = _init_line(df, models)
@@ -147,7 +148,7 @@ def build_context(df: pd.DataFrame, metric: str, ddof: int = 1) -> dict[str, Any
                f"Majority class = the score of always predicting the most frequent class. "
                f"Protocol: {', '.join(protocols)}. {init_line}")
     return {"metric": metric, "title": title, "ddof": ddof, "caption": caption, "has_chance": bool(chance),
-            "columns": [MODEL_NAMES.get(m, m) for m in models], "rows": rows,
+            "columns": [model_name(m) for m in models], "rows": rows,
             "notes": [{"index": i, "text": t} for i, t in enumerate(notes, 1)], "warnings": warnings}
 
 
@@ -177,16 +178,24 @@ def _check_metrics(metrics: Sequence[str]) -> None:
         raise ValueError(f"unknown metric(s) {bad}; valid: {', '.join(METRICS)}")
 
 
-def render(summary_csv: Path, out_dir: Path, ddof: int = 1, metrics: Sequence[str] = DEFAULT_METRICS,
-           results: Path | None = None) -> list[Path]:
-    """Write the tables and statistics of one protocol's summary.csv into out_dir; return the paths.
+def _runs(summary: pd.DataFrame | Path) -> pd.DataFrame:
+    """One protocol's runs: rows already in memory (as collect wrote them, all text) or a summary.csv."""
+    if isinstance(summary, pd.DataFrame):
+        return summary_frame(summary)
+    return read_summary(Path(summary))
 
+
+def render(summary: pd.DataFrame | Path, out_dir: Path, ddof: int = 1, metrics: Sequence[str] = DEFAULT_METRICS,
+           results: Path | None = None) -> list[Path]:
+    """Write the tables and statistics of one protocol's runs into out_dir; return the paths.
+
+    `summary`: the protocol's rows of summary.csv (a DataFrame, or the path of such a file).
     Per metric <metric>.md/.html/.tex/.png (box plots with the majority-class line); summary_stats.csv;
     pairwise.csv, ranks.csv and the figures of analysis.py. `results` (the folder run_dir is relative
     to) is where the confusion matrices read predictions.csv; without it they are skipped.
     """
     _check_metrics(metrics)
-    df = read_summary(Path(summary_csv))
+    df = _runs(summary)
     if df.empty:  # every run of this protocol is still in progress (another sweep): nothing to show yet
         return []
     out_dir = Path(out_dir)
@@ -208,8 +217,8 @@ def render(summary_csv: Path, out_dir: Path, ddof: int = 1, metrics: Sequence[st
     return written
 
 
-def render_markdown(summary_csv: Path, ddof: int = 1, metrics: Sequence[str] = DEFAULT_METRICS) -> str:
-    """The Markdown tables of all `metrics`, for printing in the terminal at the end of `make run`."""
+def render_markdown(summary: pd.DataFrame | Path, ddof: int = 1, metrics: Sequence[str] = DEFAULT_METRICS) -> str:
+    """The Markdown tables of all `metrics` (`summary` as in render), for the terminal at the end of `make run`."""
     _check_metrics(metrics)
-    df = read_summary(Path(summary_csv))
+    df = _runs(summary)
     return "\n".join(render_table(build_context(df, m, ddof), "md") for m in metrics)

@@ -28,13 +28,19 @@ def read_summary(path: Path) -> pd.DataFrame:
     and a split hash like "0123" into a number, so everything is read as text and only the metric
     and iteration columns are converted, loudly.
     """
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return summary_frame(pd.read_csv(path, dtype=str, keep_default_na=False), str(path))
+
+
+def summary_frame(df: pd.DataFrame, source: str = "summary") -> pd.DataFrame:
+    """Rows of summary.csv read as text (as read_summary and collect produce them), checked and converted
+    the same way: runs still in progress dropped, metrics as floats, iteration as int. `source` names
+    where the rows came from in the errors."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}")
+        raise ValueError(f"{source}: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}")
     empty = int((df["status"] == "").sum())
     if empty:
-        raise ValueError(f"{path}: {empty} row(s) with an empty status; valid: {', '.join(OUTCOMES + IN_PROGRESS)} "
+        raise ValueError(f"{source}: {empty} row(s) with an empty status; valid: {', '.join(OUTCOMES + IN_PROGRESS)} "
                          "(any other value counts as a failure)")
     df = df[~df["status"].isin(IN_PROGRESS)].reset_index(drop=True)
     for col in METRICS:

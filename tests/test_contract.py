@@ -102,6 +102,44 @@ def test_duplicate_registration_fails() -> None:
         registry.register("dan")(Other)
 
 
+def test_registered_name_is_the_folder_name() -> None:
+    from common.adapter import Adapter
+
+    class Other(Adapter):  # defined in tests/test_contract.py: its folder is `tests`
+        pass
+
+    with pytest.raises(ValueError, match="registered as 'other' but lives in the folder 'tests'"):
+        registry.register("other")(Other)
+
+
+def test_an_adapter_cannot_declare_what_meta_holds() -> None:
+    from common.adapter import Adapter, InputSpec
+
+    class Declares(Adapter):
+        input_spec = InputSpec(size=32)
+        pretrained_files = ("w.pth",)
+
+    with pytest.raises(ValueError, match=r"declares input_spec, pretrained_files; .* under `meta:` in .*config.yaml"):
+        registry.register("tests")(Declares)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_facts_are_data(name: str) -> None:
+    """Display name, input and weight files come from `meta:` in config.yaml, the same for the adapter
+    and the torch-free harness; the README says where to get every weight file."""
+    from common.config import model_dirs
+    from common.meta import model_meta
+    from harness.names import model_name
+
+    meta, adapter = model_meta(name), registry.get_adapter(name)
+    assert (adapter.display_name, adapter.input_spec, adapter.pretrained_files, adapter.pretrained_aliases) == \
+        (meta.display_name, meta.input, meta.pretrained_files, meta.pretrained_aliases)
+    assert model_name(name) == meta.display_name
+    readme = (model_dirs()[name] / "README.md").read_text(encoding="utf-8")
+    missing = [f for f in meta.pretrained_files if f not in readme]
+    assert not missing, f"models/{name}/README.md does not say where to get {missing}"
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_model_folder_is_complete(name: str) -> None:
     """Every model folder carries its network, adapter, recipe and README, and has an image recipe:

@@ -22,13 +22,17 @@ from common.datasets import ckplus, expw, fer2013, ferplus, rafdb, sfew
 from common.datasets import synthetic as synthetic_data
 from common.datasets.base import DatasetLayoutError, Pool, check_label_rows, find_dataset_dir
 
-__all__ = ["DatasetLayoutError", "Pool", "class_names", "dataset_dir", "dataset_names", "load_pool"]
+__all__ = ["DISPLAY_NAMES", "DatasetLayoutError", "Pool", "class_names", "dataset_dir", "dataset_names",
+           "load_pool"]
 
 _MODULES: dict[str, ModuleType] = {
     "rafdb": rafdb, "fer2013": fer2013, "ferplus": ferplus, "expw": expw,
     "sfew": sfew, "ckplus": ckplus, "synthetic": synthetic_data,
 }
 
+# How tables, plots and pages name each dataset (the papers' spelling); the order above is the papers'.
+DISPLAY_NAMES = {"rafdb": "RAF-DB", "fer2013": "FER2013", "ferplus": "FERPlus", "expw": "ExpW",
+                 "sfew": "SFEW2.0", "ckplus": "CK+", "synthetic": "synthetic"}
 
 def dataset_names() -> list[str]:
     return list(_MODULES)

@@ -1,34 +1,25 @@
 """POSTER++ behind the suite's adapter contract."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from common.adapter import Adapter, InputSpec, LoadReport, Task
-from common.backbones.pretrained import LANDMARK_ALIASES, LANDMARK_FILE, PRETRAINED_FILES, load_ir50_and_landmarks
-from common.modelconfig import ModelConfig
+from common.adapter import Adapter, LoadReport, Task
+from common.backbones.pretrained import load_ir50_and_landmarks
 from common.registry import register
 from models.posterpp.network import PosterV2
-
-
-@dataclass(frozen=True)
-class PosterV2Config(ModelConfig):
-    """cfg["model"] of POSTER++ (models/posterpp/config.yaml)."""
-
-    allow_partial_backbone: bool
 
 
 class PosterV2Task(Task):
     """Loss of the reference suite: plain cross-entropy."""
 
-    def __init__(self, num_classes: int, config: PosterV2Config) -> None:
+    def __init__(self, num_classes: int, mcfg: dict[str, Any]) -> None:
         super().__init__()
         self.net = PosterV2(num_classes)
-        self.allow_partial_backbone = config.allow_partial_backbone
+        self.allow_partial_backbone = bool(mcfg["allow_partial_backbone"])
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.net(images)
@@ -40,14 +31,8 @@ class PosterV2Task(Task):
 
 @register("posterpp")
 class PosterV2Adapter(Adapter):
-    # The network resizes to 112 itself; FER2013 is fed at its native 48 px (config), as upstream.
-    input_spec = InputSpec(size=112)
-    pretrained_files = PRETRAINED_FILES
-    # Other file names accepted for a pretrained file (the reference suite's README name).
-    pretrained_aliases = {LANDMARK_FILE: LANDMARK_ALIASES}
-
     def build(self, num_classes: int, cfg: dict[str, Any], class_counts: list[int]) -> PosterV2Task:
-        return PosterV2Task(num_classes, PosterV2Config.from_cfg(cfg["model"]))
+        return PosterV2Task(num_classes, cfg["model"])
 
     def load_pretrained(self, task: Task, paths: dict[str, Path]) -> LoadReport:
         """ir50.pth remapped to body1/body2/body3 (every backbone tensor must load unless

@@ -78,18 +78,6 @@ def test_weight_files_arriving_make_scratch_runs_stale_and_moving_them_does_not(
     assert [p.state for p in _plan(tmp_path / "data", results)] == ["done", "done"]
 
 
-def test_the_adapters_declare_the_weight_files_of_their_meta_section() -> None:
-    from common.config import MODELS_DIR
-    from common.fingerprint import model_meta
-    from common.registry import get_adapter
-
-    # The repository's models (the in-process registry may also hold test-only models other tests added).
-    for name in sorted(p.parent.name for p in MODELS_DIR.glob("*/config.yaml")):
-        adapter = get_adapter(name)
-        files, aliases = model_meta(name)
-        assert (files, aliases) == (tuple(adapter.pretrained_files), dict(adapter.pretrained_aliases)), name
-
-
 def test_a_missing_dataset_is_one_error_at_plan_time_and_nothing_is_written(tmp_path, capsys) -> None:
     results = tmp_path / "results"
     with pytest.raises(DatasetLayoutError):
