@@ -5,8 +5,9 @@ PY     := $(VENV)/bin/python
 
 MODEL      ?= adadf
 DATASET    ?= synthetic
-# The synthetic dataset defaults to the quick CPU profile; real datasets to the reference protocol.
-PROFILE    ?= $(if $(filter synthetic,$(DATASET)),quick,full)
+# Unset: the harness's default (common/config.py:default_profile): quick when every dataset is
+# synthetic, full (the reference protocol) otherwise.
+PROFILE    ?=
 ITERATIONS ?=
 JOBS       ?=
 SET        ?=
@@ -32,7 +33,7 @@ ifneq ($(strip $(BASE_IMAGE)),)
 export FER_BASE_IMAGE := $(BASE_IMAGE)
 endif
 
-RUN_ARGS = --model $(MODEL) --dataset $(DATASET) --profile $(PROFILE) --results $(RESULTS) \
+RUN_ARGS = --model $(MODEL) --dataset $(DATASET) $(if $(PROFILE),--profile $(PROFILE)) --results $(RESULTS) \
 	$(if $(ITERATIONS),--iterations $(ITERATIONS)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) \
 	$(if $(TAG),--tag $(TAG)) $(if $(strip $(SET)),--set "$$SET")
 

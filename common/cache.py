@@ -28,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -39,6 +40,8 @@ from typing import Any, Callable
 import numpy as np
 
 from common.datasets.base import Pool, repo_root
+
+logger = logging.getLogger(__name__)
 
 # Bump when the stored bytes change meaning (decode or resize rule): old folders are then ignored.
 CACHE_FORMAT = 1
@@ -101,10 +104,11 @@ def _build(pool: Pool, resize: Callable[[Any], Any], size: int, folder: Path, me
 
 
 def decoded_images(pool: Pool, size: int, interpolation: str, resize: Callable[[Any], Any],
-                   log: Callable[[str], None] = print, root: Path | None = None) -> np.ndarray | None:
+                   log: Callable[[str], None] | None = None, root: Path | None = None) -> np.ndarray | None:
     """uint8 [len(pool), size, size, 3]: image i is `resize(pool.image(i))`, read from the cache
     (built first when absent). None, after one log line saying why, when the cache location cannot be
-    used; the caller then decodes per sample."""
+    used; the caller then decodes per sample. Messages go to `log` when given, else to this module's logger."""
+    log = log or logger.info
     root = cache_root() if root is None else Path(root)
     name = folder_name(pool, size, interpolation)
     folder = root / name

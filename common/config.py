@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from common.errors import ConfigError
+
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
 _DEFAULTS = Path(__file__).with_name("defaults.yaml")
@@ -34,8 +36,7 @@ def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
 
 
-class ConfigError(ValueError):
-    """A config key or value that is not valid; the message names it and the valid choices."""
+# ConfigError lives with the other user errors (common/errors.py); imported from here too.
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -107,6 +108,15 @@ def profile(name: str) -> dict[str, Any]:
     if name not in known:
         raise ConfigError(f"unknown profile {name!r}; valid profiles: {', '.join(known)}")
     return known[name]
+
+
+def default_profile(datasets: str | list[str]) -> str:
+    """The profile when none is given (`make run` and `python -m harness` alike): `quick` when every
+    selected dataset is the generated `synthetic` one (a CPU smoke run), `full` (the reference
+    protocol) otherwise, `all` included."""
+    items = datasets.split(",") if isinstance(datasets, str) else list(datasets)
+    items = [i.strip() for i in items if i.strip()]
+    return "quick" if items and all(i == "synthetic" for i in items) else "full"
 
 
 # Where one `key=value` ends in a string of several: whitespace followed by the next `key=`.

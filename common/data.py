@@ -7,6 +7,7 @@ otherwise every sample goes through the per-image torchvision pipeline (common/t
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +18,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from common.seeding import worker_init
+
+logger = logging.getLogger(__name__)
 
 
 class PoolDataset(Dataset):
@@ -85,10 +88,12 @@ class Loaders:
 
 
 def build_loaders(pool: Any, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray, spec: Any,
-                  cfg: dict[str, Any], generator: torch.Generator, log: Callable[[str], None] = print) -> Loaders:
-    """The three loaders of a run from the config's data/augment/train sections and the adapter's input spec."""
+                  cfg: dict[str, Any], generator: torch.Generator, log: Callable[[str], None] | None = None) -> Loaders:
+    """The three loaders of a run from the config's data/augment/train sections and the adapter's input spec.
+    Messages go to `log` when given, else to this module's logger."""
     from common import cache, transforms
 
+    log = log or logger.info
     size = transforms.image_size(spec, cfg)
     resize = transforms.resize_op(spec, size)
     images = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import signal
@@ -30,6 +31,7 @@ import numpy as np
 
 from common.config import ROOT
 from common.fingerprint import resolve_weights, weights_fingerprint
+from common import logs
 from common.io import atomic_write_json, atomic_write_text, file_sha256
 from common.metrics import compute
 from common.predictions import index_hash
@@ -41,8 +43,9 @@ from common.status import RunStatus
 from common.watchdog import watch_parent
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+# The run's lines; common/logs.py:setup_run prints them as `[HH:MM:SS] message` into run.log too.
+# Named, not __name__: run as `python -m common.run` this module is __main__, outside "common".
+logger = logging.getLogger("common.run")
 
 
 def environment() -> dict[str, Any]:
@@ -59,7 +62,7 @@ def resolve_pretrained(adapter: Any, cfg: dict[str, Any]) -> dict[str, Path] | N
     """Which weight files to load (common/fingerprint.resolve_weights, the rule the plan hashed):
     `none` -> None; `auto` -> the files if all are present, else None with a loud warning; a path."""
     return resolve_weights(adapter.name, tuple(adapter.pretrained_files), dict(adapter.pretrained_aliases), cfg,
-                           warn=lambda msg: log("WARNING: " + msg))
+                           warn=logger.warning)
 
 
 def check_weights(spec: RunSpec, paths: dict[str, Path] | None) -> None:
@@ -143,7 +146,7 @@ def _load_and_split(spec: RunSpec, status: dict[str, Any]) -> tuple[Any, np.ndar
     from common.splits import make_split, split_hash
 
     cfg = spec.config
-    log(f"loading dataset {spec.dataset}")
+    logger.info(f"loading dataset {spec.dataset}")
     pool = datasets.load_pool(spec.dataset, spec.data_root, exclude_missing=cfg["data"]["exclude_missing"],
                               synthetic=cfg["data"]["synthetic"] if spec.dataset == "synthetic" else None,
                               expw_layout=cfg["data"]["expw_layout"])
@@ -154,7 +157,7 @@ def _load_and_split(spec: RunSpec, status: dict[str, Any]) -> tuple[Any, np.ndar
     status.update(split_hash=split_hash(split), pool_size=len(pool), n_used=len(base),
                   n_train=len(train_idx), n_val=len(val_idx), n_test=len(test_idx),
                   test_index_hash=index_hash(test_idx))
-    log(f"pool {len(pool)} images ({len(base)} used), split {status['split_hash']}: "
+    logger.info(f"pool {len(pool)} images ({len(base)} used), split {status['split_hash']}: "
         f"train {len(train_idx)} / val {len(val_idx)} / test {len(test_idx)}")
     return pool, train_idx, val_idx, test_idx
 
@@ -199,17 +202,17 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     task = _build_task(spec, adapter, len(pool.class_names), pool.class_counts(train_idx), status)
     atomic_write_json(run_dir / "status.json", status)
 
-    loaders = build_loaders(pool, train_idx, val_idx, test_idx, adapter.input_spec, cfg, generator, log=log)
+    loaders = build_loaders(pool, train_idx, val_idx, test_idx, adapter.input_spec, cfg, generator)
     status["data_path"] = loaders.info  # decoded cache folder (or none) and per-image | batched augmentation
     n_params = sum(p.numel() for p in task.parameters())
-    log(f"{spec.model}: {n_params / 1e6:.2f}M parameters on {status['device']}, "
+    logger.info(f"{spec.model}: {n_params / 1e6:.2f}M parameters on {status['device']}, "
         f"{tcfg['epochs']} epochs of {len(loaders.train)} batches")
-    result = fit(task, loaders.train, loaders.val, cfg, run_dir, device, log=log, spec_hash=spec.hash,
+    result = fit(task, loaders.train, loaders.val, cfg, run_dir, device, spec_hash=spec.hash,
                  batch_transform=loaders.batch_transform)
     status.update(training_cost(run_dir / "train_log.jsonl", len(loaders.train), tcfg["batch_size"],
                                 len(train_idx), tcfg["drop_last"], device))
     test_acc = _test_and_record(task, loaders.test, pool, run_dir, device, bool(tcfg["amp"]) and device.type == "cuda")
-    log(f"selected epoch {result.best_epoch} (val acc {result.best_val_accuracy:.4f}); test acc {test_acc:.4f}")
+    logger.info(f"selected epoch {result.best_epoch} (val acc {result.best_val_accuracy:.4f}); test acc {test_acc:.4f}")
     if not tcfg["keep_checkpoint"]:
         (run_dir / "best.pt").unlink(missing_ok=True)
     else:  # `make predict` checks that best.pt is this run's own checkpoint, not one copied in
@@ -235,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return EXIT_LOCKED
     with lock, tee_output(run_dir / "run.log"):
+        logs.setup_run()
         try:
             return _run(args.spec, run_dir)
         except Exception:  # e.g. an unreadable spec: the traceback belongs in run.log too
@@ -247,7 +251,7 @@ def _run(spec_path: Path, run_dir: Path) -> int:
     status: dict[str, Any] = {"status": RunStatus.RUNNING, "spec_hash": spec.hash, "pid": os.getpid(),
                               "started": time.time(), **environment()}
     atomic_write_json(run_dir / "status.json", status)
-    log(f"run {spec.model} / {spec.dataset} / iteration {spec.iteration} ({spec.profile} profile) -> {run_dir}")
+    logger.info(f"run {spec.model} / {spec.dataset} / iteration {spec.iteration} ({spec.profile} profile) -> {run_dir}")
     code = 0
     watchdog = None
     try:
@@ -260,12 +264,12 @@ def _run(spec_path: Path, run_dir: Path) -> int:
                else "interrupted by the user")
         status.update(status=RunStatus.INTERRUPTED, error_class="ParentGone" if gone else "KeyboardInterrupt",
                       error_message=msg)
-        log(f"INTERRUPTED: {msg}")
+        logger.error(f"INTERRUPTED: {msg}")
         code = 130
     except Exception as e:  # a crashed run is recorded, never lost; the harness goes on
         status.update(status=RunStatus.FAILED, error_class=type(e).__name__, error_message=str(e),
                       traceback=traceback.format_exc())
-        log(f"FAILED: {type(e).__name__}: {e}")
+        logger.error(f"FAILED: {type(e).__name__}: {e}")
         traceback.print_exc()
         code = 1
     finally:

@@ -8,6 +8,7 @@ the model's prediction rule (task.predict), so it means the same thing for every
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import warnings
@@ -24,6 +25,8 @@ from common import accel
 from common.adapter import Task
 from common.checkpoint import atomic_torch_save, load_resume_state, rng_state, save_resume_state, set_rng_state
 from common.progress import EpochProgress
+
+logger = logging.getLogger(__name__)
 
 
 # The training loss of each of the first LOGGED_STEPS optimiser steps goes into train_log.jsonl
@@ -182,6 +185,7 @@ class _Trainer:
 def _build_trainer(task: Task, device: torch.device, tcfg: dict[str, Any], n_batches: int, n_samples: int) -> _Trainer:
     amp = bool(tcfg["amp"]) and device.type == "cuda"
     if tcfg["amp"] and device.type != "cuda":
+        # A Python warning, not a log line: tests/common/test_accel.py checks it with pytest.warns.
         warnings.warn("train.amp=true is ignored on CPU (mixed precision here is CUDA only)", stacklevel=3)
     task.to(device)
     step_model = accel.prepare(task, device, tcfg)  # channels-last / compiled on CUDA; `task` itself on CPU
@@ -200,9 +204,9 @@ def _resume(tr: _Trainer, run_dir: Path, spec_hash: str, generator: torch.Genera
     log_path, ckpt = run_dir / "train_log.jsonl", run_dir / "best.pt"
     state, why = load_resume_state(run_dir, spec_hash, tr.device)
     if why:
-        log("WARNING: " + why)
+        logger.warning(why)
     if state is not None and state["best_epoch"] >= 0 and not ckpt.is_file():
-        log(f"WARNING: {run_dir / 'last.pt'} has no {ckpt.name} beside it; starting from epoch 1")
+        logger.warning(f"{run_dir / 'last.pt'} has no {ckpt.name} beside it; starting from epoch 1")
         state = None
     if state is None:
         log_path.unlink(missing_ok=True)
@@ -287,7 +291,7 @@ def _save_last(tr: _Trainer, run_dir: Path, spec_hash: str, epoch: int, sel: _Se
 
 
 def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[str, Any], run_dir: Path,
-        device: torch.device, log: Callable[[str], None] = print, spec_hash: str = "",
+        device: torch.device, log: Callable[[str], None] | None = None, spec_hash: str = "",
         batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> FitResult:
     """Train with selection on validation. Every epoch ends by writing `last.pt` (model, optimiser,
     scheduler, GradScaler, selection and early-stopping state, every RNG state); a `last.pt` written
@@ -295,7 +299,9 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
     ends with the predictions an uninterrupted run would have made. The caller removes last.pt once
     the run's results are written (checkpoint.remove_resume_state). `batch_transform` (batched
     augmentation, common/augment.py) turns each uint8 training batch into the model's input on
-    `device`, so on a GPU the augmentation runs there."""
+    `device`, so on a GPU the augmentation runs there. Progress and epoch lines go to `log` when given
+    (a caller collecting them), else to this module's logger; warnings always go to the logger."""
+    log = log or logger.info
     tcfg = cfg["train"]
     run_dir = Path(run_dir)
     tr = _build_trainer(task, device, tcfg, len(train_loader), len(train_loader.dataset))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import tempfile
 from collections import Counter
@@ -9,12 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import config
+from common import config, logs
 from common.datasets import dataset_names
+from common.errors import ConfigError, FERUserError, MissingPathError, NotWritableError
 from common.status import IN_PROGRESS, LIVE, RunStatus
 from harness.bench import register as register_bench
 from harness.collect import collect
-from harness.engine import EngineError
 from harness.plan import plan
 from harness.predict import register as register_predict
 from harness.profile import register as register_profile
@@ -22,11 +23,15 @@ from harness.regress import register as register_regress
 from harness.runners import RUNNERS, get_runner
 from harness.runners.slurm import SlurmError, check_cluster
 
+logger = logging.getLogger(__name__)
+
 
 def _add_selection(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", default="adadf", help="model name(s), comma-separated, or 'all' (default: adadf)")
     ap.add_argument("--dataset", default="synthetic", help="dataset name(s), comma-separated, or 'all' (default: synthetic)")
-    ap.add_argument("--profile", default="full", help="profile from common/profiles.yaml: full (reference protocol) or quick")
+    ap.add_argument("--profile", default=None,
+                    help="profile from common/profiles.yaml: full (reference protocol) or quick "
+                         "(default: quick when every dataset is synthetic, else full)")
     ap.add_argument("--iterations", default=None, help="N (iterations 0..N-1) or a list '0,3,7'; default: the profile's")
     ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                     help="config overrides, e.g. train.lr=1e-4 train.epochs=30 (YAML values)")
@@ -41,30 +46,32 @@ def _check_results(results: Path, write: bool) -> None:
     it (created if absent), `report`/`collect` need it to exist (a mistyped path is not a new folder)."""
     blocker = next((p for p in (results, *results.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
-        raise ValueError(f"results folder {results}: {blocker} is a file, not a folder")
+        raise ConfigError(f"results folder {results}: {blocker} is a file, not a folder")
     if not write:
         if not results.is_dir():
-            raise FileNotFoundError(f"results folder {results} does not exist (mistyped RESULTS=?)")
+            raise MissingPathError(f"results folder {results} does not exist (mistyped RESULTS=?)")
         return
     try:  # a real write, not os.access: root passes access checks on read-only mounts
         results.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=results).close()
     except OSError as e:
-        raise PermissionError(f"results folder {results} is not writable ({e.strerror or e}); "
+        raise NotWritableError(f"results folder {results} is not writable ({e.strerror or e}); "
                               "choose another with --results / RESULTS=") from None
 
 
 def _check_args(args: argparse.Namespace) -> None:
     """Values every command shares, checked before anything runs."""
+    if hasattr(args, "profile") and args.profile is None:  # the selection commands (plan, run, status)
+        args.profile = config.default_profile(args.dataset)
     if getattr(args, "overrides", None):
         args.overrides = config.split_overrides(args.overrides)  # SET="a=1 b=[1, 2]" arrives as one string
     timeout = getattr(args, "timeout", None)
     if timeout is not None and not timeout > 0:  # also NaN
-        raise ValueError(f"--timeout / TIMEOUT={timeout:g} is not valid; give a number of seconds > 0, "
+        raise ConfigError(f"--timeout / TIMEOUT={timeout:g} is not valid; give a number of seconds > 0, "
                          "or leave it unset for no timeout")
     jobs = getattr(args, "jobs", None)
     if jobs is not None and jobs < 1:
-        raise ValueError(f"--jobs / JOBS={jobs} is not valid; give an integer >= 1")
+        raise ConfigError(f"--jobs / JOBS={jobs} is not valid; give an integer >= 1")
 
 
 def _plan(args: argparse.Namespace):
@@ -78,9 +85,9 @@ def _plan(args: argparse.Namespace):
     for p in planned:
         name = f"{p.spec.model}/{p.spec.dataset}/iter-{p.spec.iteration}"
         if p.state in LIVE and args.command == "run":
-            print(f"skipping {name}: {p.note}", flush=True)
+            logger.info(f"skipping {name}: {p.note}")
         elif p.state == RunStatus.STALE and args.command == "run":
-            print(f"redoing {name}: {p.note} (the old result is moved to superseded/)", flush=True)
+            logger.info(f"redoing {name}: {p.note} (the old result is moved to superseded/)")
     return planned
 
 
@@ -132,7 +139,7 @@ def _prepare_generated(planned) -> None:
             if key not in seen:
                 seen.add(key)
                 pool = load_pool("synthetic", p.spec.data_root, synthetic=opts)
-                print(f"synthetic dataset ready: {len(pool)} images ({opts})", flush=True)
+                logger.info(f"synthetic dataset ready: {len(pool)} images ({opts})")
 
 
 def _gpus(value: str | None) -> list[str]:
@@ -142,7 +149,7 @@ def _gpus(value: str | None) -> list[str]:
     ids = [g.strip() for g in value.split(",") if g.strip()]
     bad = [g for g in ids if not g.isdigit()]
     if bad or len(set(ids)) != len(ids):
-        raise ValueError(f"--gpus / GPUS={value!r}: give distinct device indices, e.g. GPUS=0,1")
+        raise ConfigError(f"--gpus / GPUS={value!r}: give distinct device indices, e.g. GPUS=0,1")
     return ids
 
 
@@ -160,7 +167,7 @@ def _runner_options(args: argparse.Namespace) -> dict:
     for runner, options in per_runner.items():
         given = [k for k, v in options.items() if v is not None and args.runner not in owners[k]]
         if given:
-            raise ValueError(f"--{given[0].replace('_', '-')} applies to --runner {' or '.join(owners[given[0]])} "
+            raise ConfigError(f"--{given[0].replace('_', '-')} applies to --runner {' or '.join(owners[given[0]])} "
                              f"only (runner: {args.runner})")
     options = {k: v for k, v in per_runner.get(args.runner, {}).items() if v is not None}
     if args.runner == "slurm":
@@ -184,7 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         runner(planned, jobs=args.jobs, timeout=args.timeout, gpus=gpus, **options)
     except KeyboardInterrupt:
-        print("sweep interrupted; finished runs are kept. Run the same command again to resume.", flush=True)
+        logger.info("sweep interrupted; finished runs are kept. Run the same command again to resume.")
         _report(args, quiet=True)
         return 130
     return _report(args, protocols={p.spec.protocol for p in planned},
@@ -199,9 +206,9 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
     summary = collect(args.results)
     df = pd.read_csv(summary, dtype=str, keep_default_na=False)
     if df.empty:
-        print(f"no runs under {args.results}/runs yet")
+        logger.info(f"no runs under {args.results}/runs yet")
         return 0
-    print(f"wrote {summary} ({len(df)} runs)")
+    logger.info(f"wrote {summary} ({len(df)} runs)")
     failed = waiting = 0
     rendered: dict[str, Path] = {}
     # One table set per protocol folder, so quick and full (or tagged variants) are never averaged together.
@@ -230,11 +237,11 @@ def _report(args: argparse.Namespace, quiet: bool = False, protocols: set[str] |
         waiting += int(shown["status"].isin(IN_PROGRESS).sum())
     page = build_page(args.results, rendered, ddof=args.ddof)
     if not quiet:
-        print(f"\nreport page: {page}")
+        logger.info(f"\nreport page: {page}")
     if waiting:
-        print(f"\n{waiting} run(s) queued or still running (make status shows where they stand)")
+        logger.info(f"\n{waiting} run(s) queued or still running (make status shows where they stand)")
     if failed:
-        print(f"\n{failed} run(s) did not finish; see status/error columns in {summary}")
+        logger.info(f"\n{failed} run(s) did not finish; see status/error columns in {summary}")
     return 1 if failed else 0
 
 
@@ -246,7 +253,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     out = collect(args.results)
-    print(f"wrote {out}")
+    logger.info(f"wrote {out}")
     return 0
 
 
@@ -262,7 +269,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     summary = images.build(models, base_image=args.base_image, force=args.force)
     if args.prune:
         gone = images.prune(models, base_image=args.base_image)
-        print(f"pruned {len(gone)} outdated image(s)" + (f": {', '.join(gone)}" if gone else ""))
+        logger.info(f"pruned {len(gone)} outdated image(s)" + (f": {', '.join(gone)}" if gone else ""))
     print("\nmodel      image                                   size      built")
     for model, info in summary.items():
         print(f"{model:10s} {info['tag']:39s} {info['size_mb'] / 1000:5.2f} GB  "
@@ -339,10 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("lock", help="resolve requirements.txt into requirements.lock (exact versions, hashes)")
     p.set_defaults(func=cmd_lock)
     args = ap.parse_args(argv)
+    logs.setup_harness()
     try:
         _check_args(args)
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, PermissionError, EngineError, SlurmError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"error: {msg}")
+    # A mistake the user can fix is one message; anything else is a bug and keeps its traceback.
+    except (FERUserError, SlurmError) as e:
+        print(f"error: {e}")
         return 2

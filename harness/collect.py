@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from common import predictions
+from common.errors import MissingPathError
 from common.io import atomic_write_text, read_json
 from common.metrics import compute, majority_rate
 from common.status import RunStatus
@@ -98,7 +99,7 @@ def collect(results: Path = Path("results")) -> Path:
     """Write results/summary.csv (one row per run, fixed column order) and return its path."""
     results = Path(results)
     if not results.is_dir():
-        raise FileNotFoundError(f"results folder {results} does not exist (mistyped RESULTS=?); "
+        raise MissingPathError(f"results folder {results} does not exist (mistyped RESULTS=?); "
                                 "nothing to collect")
     rows = [collect_run(d, results) for d in run_dirs(results)]
     buf = io.StringIO()

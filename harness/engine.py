@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from common.config import ROOT
+from common.errors import FERUserError
 
 ENGINE_HINT = ("start one: `make engine` (installs and starts Podman's Docker-compatible service), or start "
                "Docker, or point DOCKER_HOST at a running engine")
 
 
-class EngineError(RuntimeError):
+class EngineError(FERUserError, RuntimeError):
     """The container engine is missing, not answering, or lacks something the run needs."""
 
 

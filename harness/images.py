@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common import config
 from common.config import ROOT
+from common.errors import ConfigError
 from common.provenance import git_commit
 from harness import engine
 
@@ -54,10 +55,10 @@ def model_dir(model: str) -> Path:
     """The model's folder; images are built from the repository, so it must be under models/."""
     dirs = config.model_dirs()
     if model not in dirs:
-        raise ValueError(f"unknown model {model!r}; valid models: {', '.join(sorted(dirs))}")
+        raise ConfigError(f"unknown model {model!r}; valid models: {', '.join(sorted(dirs))}")
     folder = dirs[model].resolve()
     if folder.parent != (ROOT / "models").resolve():
-        raise ValueError(f"model {model!r} lives outside the repository ({folder}, via FER_MODELS_PATH): "
+        raise ConfigError(f"model {model!r} lives outside the repository ({folder}, via FER_MODELS_PATH): "
                          "images are built from models/<name>/ only; copy it there to build its image")
     return folder
 
@@ -131,7 +132,7 @@ def build(models: list[str], base_image: str | None = None, force: bool = False)
 
     stale = out_of_sync()
     if stale:
-        raise ValueError(f"requirements.lock is out of date with requirements.txt ({'; '.join(stale)}): run `make lock`")
+        raise ConfigError(f"requirements.lock is out of date with requirements.txt ({'; '.join(stale)}): run `make lock`")
     client = engine.connect()
     cli = engine.build_cli(client)
     local_sources = cli == "podman"

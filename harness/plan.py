@@ -12,6 +12,7 @@ from typing import Any
 
 from common import config
 from common.datasets import dataset_names
+from common.errors import ConfigError, MissingWeightsError
 from common.io import atomic_write_json, read_json
 from common.runlock import LOCK_NAME, RunLock, RunLocked, holder_text, is_held, read_holder
 from common.fingerprint import dataset_fingerprint, model_meta, resolve_weights, weights_fingerprint
@@ -50,7 +51,7 @@ def expand(value: str | list[str], valid: list[str], what: str) -> list[str]:
         return list(valid)
     bad = [i for i in items if i not in valid]
     if bad:
-        raise ValueError(f"unknown {what} {', '.join(map(repr, bad))}; valid {what}s: {', '.join(valid)}")
+        raise ConfigError(f"unknown {what} {', '.join(map(repr, bad))}; valid {what}s: {', '.join(valid)}")
     return items
 
 
@@ -70,12 +71,12 @@ def iterations(value: str | int | None, profile_name: str, n_splits: int) -> lis
                 raise ValueError
             its = list(range(count))
     except ValueError:
-        raise ValueError(f"iterations {text!r} is not valid: {valid}") from None
+        raise ConfigError(f"iterations {text!r} is not valid: {valid}") from None
     bad = [k for k in its if not 0 <= k < n_splits]
     if bad:
-        raise ValueError(f"iterations {bad} out of range: the protocol has {n_splits} splits (0..{n_splits - 1})")
+        raise ConfigError(f"iterations {bad} out of range: the protocol has {n_splits} splits (0..{n_splits - 1})")
     if len(set(its)) != len(its):
-        raise ValueError(f"iterations {text!r} lists an iteration twice: {valid}")
+        raise ConfigError(f"iterations {text!r} lists an iteration twice: {valid}")
     return its
 
 
@@ -134,11 +135,23 @@ def run_state(spec: RunSpec, run_dir: Path) -> tuple[str, str]:
     return state, ""
 
 
+def _planned_weights(model: str, cfg: dict[str, Any]) -> dict[str, str] | str:
+    """The fingerprint of the weight files the model's runs will load. resolve_weights raises the
+    built-in errors; at plan time each one is the user's (a `pretrained=` path that is not there,
+    files missing from the weights folder, weights asked of a model without any)."""
+    try:
+        return weights_fingerprint(resolve_weights(model, *model_meta(model), cfg))
+    except FileNotFoundError as e:
+        raise MissingWeightsError(str(e)) from None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def plan(models: str | list[str], datasets: str | list[str], profile_name: str = "full",
          iters: str | int | None = None, overrides: dict[str, Any] | None = None,
          results: Path = Path("results"), data_root: str | None = None, tag: str | None = None) -> list[Planned]:
     if tag is not None and not TAG_PATTERN.fullmatch(tag):
-        raise ValueError(f"tag {tag!r} is not a safe name: 1-64 letters, digits, '.', '_' or '-', "
+        raise ConfigError(f"tag {tag!r} is not a safe name: 1-64 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit (e.g. lr1e-4)")
     out = []
     fingerprints: dict[tuple[str, str], dict[str, Any]] = {}
@@ -157,7 +170,7 @@ def plan(models: str | list[str], datasets: str | list[str], profile_name: str =
             if key not in fingerprints:  # once per dataset, however many models
                 fingerprints[key] = dataset_fingerprint(dataset, data_root, cfg["data"]["synthetic"])
             fingerprint = fingerprints[key]
-            weights = weights_fingerprint(resolve_weights(model, *model_meta(model), cfg))
+            weights = _planned_weights(model, cfg)
             for k in its:
                 spec = RunSpec(model=model, dataset=dataset, iteration=k, profile=profile_name, protocol=proto,
                                config=cfg, overrides=overrides or {}, data_root=data_root,

@@ -8,15 +8,19 @@ root; harness/runners/container.py). Output: predictions.csv and contact_sheet.p
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from common.config import ROOT
+from common.errors import ConfigError, MissingPathError
 from common.spec import RunSpec
 from common.status import RunStatus
 from harness.plan import Planned
+
+logger = logging.getLogger(__name__)
 
 # Mount points of the predict container (the run's own folder is mounted read-only here, not at /fer/run).
 RUN_RO, IMAGES_RO, OUT_RW = "/fer/run", "/fer/images", "/fer/out"
@@ -71,7 +75,7 @@ def run_container(run_dir: Path, images: Path, out: Path, align: bool, device: s
                   gpu: str | None = None, memory: str | None = None) -> int:
     if align:
         # The model images carry common/ and the model, not MTCNN (facenet-pytorch) or preprocess/.
-        raise ValueError("ALIGN=1 needs MTCNN, which the model images do not carry: align the photos first "
+        raise ConfigError("ALIGN=1 needs MTCNN, which the model images do not carry: align the photos first "
                          "(`make align DATASET=folder SRC=photos DST=aligned`), then predict the aligned folder "
                          "with RUNNER=container and no ALIGN")
     tag, opts = container_options(run_dir, images, out, gpu, memory)
@@ -93,10 +97,10 @@ def run_container(run_dir: Path, images: Path, out: Path, align: bool, device: s
 def cmd_predict(args: argparse.Namespace) -> int:
     run_dir, images = Path(args.run), Path(args.images)
     if not (run_dir / "spec.json").is_file():
-        raise FileNotFoundError(f"RUN={run_dir} is not a run folder (no spec.json); give "
+        raise MissingPathError(f"RUN={run_dir} is not a run folder (no spec.json); give "
                                 "RUN=results/runs/<model>/<dataset>/<protocol>/iter-<k>")
     if not images.is_dir():
-        raise FileNotFoundError(f"IMAGES={images} is not a folder of photos")
+        raise MissingPathError(f"IMAGES={images} is not a folder of photos")
     out = Path(args.out) if args.out else default_out(run_dir, images, args.results)
     out.mkdir(parents=True, exist_ok=True)
     if args.runner == "container":
@@ -105,7 +109,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         code = run_local(run_dir, images, out, args.align, args.device, args.threads)
     if code == 0:
-        print(f"wrote {out / 'predictions.csv'} and {out / 'contact_sheet.png'}")
+        logger.info(f"wrote {out / 'predictions.csv'} and {out / 'contact_sheet.png'}")
     return code
 
 

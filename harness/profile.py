@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -31,6 +32,8 @@ SHOWN = [("image_size", "Input (px)"), ("params_m", "Params (M)"), ("trainable_p
          ("gmacs", "GMACs"), ("latency_ms", "Latency b=1 (ms)"), ("infer_images_per_s", "Inference (img/s)"),
          ("train_images_per_s", "Training (img/s)"), ("peak_memory_mb", "Peak memory (MB)")]
 
+logger = logging.getLogger(__name__)
+
 
 def profile_dir(results: Path) -> Path:
     return Path(results) / "profile"
@@ -49,7 +52,7 @@ def measure(model: str, args: list[str], timeout: float | None = None) -> dict[s
         if proc.returncode != 0 or not out.is_file():
             lines = (proc.stderr or proc.stdout).strip().splitlines()
             return {"model": model, "error": lines[-1][:300] if lines else f"exit code {proc.returncode}"}
-        print(proc.stdout.strip(), flush=True)
+        logger.info(proc.stdout.strip())
         return read_json(out)
 
 
@@ -109,7 +112,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     rows = [measure(m, extra, args.timeout) for m in models]
     for r in rows:
         if r.get("error"):
-            print(f"{r['model']}: FAILED: {r['error']}", flush=True)
+            logger.error(f"{r['model']}: FAILED: {r['error']}")
     measured = [r for r in rows if not r.get("error")]
     device = measured[0]["device"] if measured else args.device.replace(":", "-")
     out_dir = profile_dir(args.results)
@@ -120,7 +123,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     final = [merged[m] for m in ordered(merged, MODEL_ORDER)]
     write_csv(final, path)
     tables = render_tables(device, [{k: str(v) for k, v in r.items()} for r in final], out_dir)
-    print(f"wrote {path} and {', '.join(t.name for t in tables)}")
+    logger.info(f"wrote {path} and {', '.join(t.name for t in tables)}")
     return 1 if len(measured) < len(rows) else 0
 
 

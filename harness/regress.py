@@ -25,6 +25,7 @@ import argparse
 import csv
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -34,9 +35,12 @@ from typing import Any
 
 from common import config
 from common.config import ROOT, parse_overrides
+from common.errors import ConfigError, FERUserError
 from common.io import atomic_write_json, read_json
 from common.status import RunStatus
 from harness.plan import Planned, plan
+
+logger = logging.getLogger(__name__)
 
 PROFILE = "regress"
 BASELINES = ROOT / "tests" / "regress" / "baselines"  # committed baselines (synthetic)
@@ -52,7 +56,7 @@ REQUIRED = {"format": int, "model": str, "dataset": str, "environment": dict, "n
             "predictions_sha256": str}
 
 
-class RegressError(ValueError):
+class RegressError(FERUserError, ValueError):
     """A baseline that is missing or unreadable, or a selection that cannot be checked."""
 
 
@@ -216,7 +220,10 @@ def regress(args: argparse.Namespace) -> int:
     from harness.cli import _prepare_generated
     from harness.runners import get_runner
 
-    runner = get_runner(args.runner)  # an unknown runner is an error before anything runs
+    try:  # an unknown runner is an error before anything runs
+        runner = get_runner(args.runner)
+    except ValueError as e:  # get_runner names the valid runners; here the name came from the user
+        raise ConfigError(str(e)) from None
     work = Path(args.results) / "regress"
     planned = plan(args.model, args.dataset, PROFILE, None, parse_overrides(args.overrides), work, args.data_root)
     paths = {(p.spec.model, p.spec.dataset): baseline_path(p.spec.model, p.spec.dataset, args.results, args.baselines)
@@ -232,7 +239,7 @@ def regress(args: argparse.Namespace) -> int:
                 continue
             old[(model, dataset)] = None  # an update writes a new one
             if path.exists():
-                print(f"replacing the damaged baseline: {e}")
+                logger.info(f"replacing the damaged baseline: {e}")
     if problems:  # before any training: a missing baseline is an error, never a pass
         raise RegressError("\n".join(problems))
 
@@ -273,22 +280,22 @@ def regress(args: argparse.Namespace) -> int:
     if args.update:
         for key, now in measured.items():
             atomic_write_json(paths[key], now)
-            print(f"wrote baseline {_shown(paths[key])}")
+            logger.info(f"wrote baseline {_shown(paths[key])}")
         if failed:
-            print(f"{failed} run(s) failed: their baselines were not written")
+            logger.error(f"{failed} run(s) failed: their baselines were not written")
         return 1 if failed else 0
     if failed:
-        print(f"FAILED: {failed} run(s) did not give a result; their logs are under {work / 'runs'}")
+        logger.error(f"FAILED: {failed} run(s) did not give a result; their logs are under {work / 'runs'}")
     changed = [r for r in regressions if r["verdict"] == "REGRESSION"]
     if changed:
         names = sorted({f"{r['model']} ({r['quantity']})" for r in changed})
         models = ",".join(sorted({r["model"] for r in changed}))
         datasets = ",".join(sorted({p.spec.dataset for p in planned}))
-        print(f"REGRESSION: {', '.join(names)}. If the change is intended, update the baselines with "
+        logger.error(f"REGRESSION: {', '.join(names)}. If the change is intended, update the baselines with "
               f"`{update_command(models, datasets)}` and commit them.")
     if regressions:
         return 1
-    print(f"regress: {len(planned)} run(s) match their baselines")
+    logger.info(f"regress: {len(planned)} run(s) match their baselines")
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.errors import ConfigError
 from common.status import IN_PROGRESS, OUTCOMES, RunStatus
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -90,7 +91,7 @@ def aggregate(df: pd.DataFrame, metric: str, ddof: int = 1) -> pd.DataFrame:
     std uses `ddof` (1 by default; the reference table used 0).
     """
     if metric not in df.columns:
-        raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(c for c in METRICS if c in df.columns)}")
+        raise ConfigError(f"unknown metric {metric!r}; valid: {', '.join(c for c in METRICS if c in df.columns)}")
     mismatched = {(m.dataset, m.iteration) for m in split_mismatches(df).itertuples()}
     rows = []
     for (dataset, model), group in df.groupby(["dataset", "model"], sort=True):

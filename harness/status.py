@@ -7,12 +7,15 @@ submitted to SLURM are first brought up to date from the cluster's accounting (h
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 from common.io import read_json
 from common.status import FAILURES, RunStatus
 from harness.plan import Planned
 from harness.runners.slurm import SLURM_FILE, SlurmError, refresh
+
+logger = logging.getLogger(__name__)
 
 
 def _epochs(p: Planned) -> str:
@@ -50,7 +53,7 @@ def show(planned: list[Planned]) -> int:
         try:
             refresh(planned)
         except SlurmError as e:  # e.g. looked at from a machine without SLURM: the files still tell a lot
-            print(f"warning: SLURM states not refreshed: {e}")
+            logger.warning(f"SLURM states not refreshed: {e}")
     for p in planned:
         print(f"{p.state:11s} {p.spec.model:9s} {p.spec.dataset:10s} iter {p.spec.iteration}  {detail(p)}")
     counts = Counter(p.state for p in planned)

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from common.errors import FERUserError
 from preprocess.geometry import SIZES
 from preprocess.layouts import DATASETS
 
@@ -45,11 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from preprocess.align import align_dataset  # after parsing: --help must not need torch
 
-    summary = align_dataset(
-        args.dataset, args.src, args.dst,
-        size=args.size, margin=args.margin, no_face=args.no_face, select=args.select,
-        workers=args.workers, batch_size=args.batch_size, device=args.device, threads=args.threads,
-    )
+    try:
+        summary = align_dataset(
+            args.dataset, args.src, args.dst,
+            size=args.size, margin=args.margin, no_face=args.no_face, select=args.select,
+            workers=args.workers, batch_size=args.batch_size, device=args.device, threads=args.threads,
+        )
+    except FERUserError as e:  # a bad option or source layout is one message; a bug keeps its traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
     print(
         f"[align] done: {summary.total} faces ({counts}) in {summary.seconds:.1f}s, "

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from common.datasets.base import to_rgb
+from common.errors import ConfigError, DatasetLayoutError
 from common.io import atomic_path
 from preprocess import geometry, layouts
 from preprocess.choose import SELECT_CHOICES, choose_face
@@ -185,13 +186,13 @@ class AlignOptions:
 
     def check(self) -> None:
         if self.size not in geometry.SIZES:
-            raise ValueError(f"size must be one of {geometry.SIZES}, got {self.size}")
+            raise ConfigError(f"size must be one of {geometry.SIZES}, got {self.size}")
         if self.no_face not in NO_FACE_CHOICES:
-            raise ValueError(f"no_face must be one of {NO_FACE_CHOICES}, got {self.no_face!r}")
+            raise ConfigError(f"no_face must be one of {NO_FACE_CHOICES}, got {self.no_face!r}")
         if self.select not in SELECT_CHOICES:
-            raise ValueError(f"select must be one of {SELECT_CHOICES}, got {self.select!r}")
+            raise ConfigError(f"select must be one of {SELECT_CHOICES}, got {self.select!r}")
         if self.workers < 0 or self.batch_size < 1:
-            raise ValueError(f"need workers >= 0 and batch_size >= 1, got {self.workers} and {self.batch_size}")
+            raise ConfigError(f"need workers >= 0 and batch_size >= 1, got {self.workers} and {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def align_dataset(
     opts.check()
     src, dst = Path(src), Path(dst)
     if src.resolve() == dst.resolve():
-        raise ValueError(f"--dst must differ from --src (both {src}): the originals are never overwritten")
+        raise ConfigError(f"--dst must differ from --src (both {src}): the originals are never overwritten")
     plan = _plan_jobs(dataset, src, dst)
     ctx = _Window(opts, geometry.template(size, margin), src, dst)
     t0 = time.perf_counter()
@@ -253,7 +254,7 @@ def _plan_jobs(dataset: str, src: Path, dst: Path) -> layouts.Plan:
     seen: dict[Path, layouts.Job] = {}
     for job in plan.jobs:
         if job.output in seen:
-            raise ValueError(f"two faces map to one output {job.output}: {seen[job.output]} and {job}")
+            raise DatasetLayoutError(f"two faces map to one output {job.output}: {seen[job.output]} and {job}")
         seen[job.output] = job
     return plan
 

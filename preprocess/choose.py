@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from common.errors import ConfigError
 from preprocess.detector import Detection
 
 SELECT_CHOICES = ("largest", "confident")
@@ -36,7 +37,7 @@ def choose_face(
 ) -> tuple[Detection | None, str]:
     """Return (chosen detection or None, name of the rule applied)."""
     if select not in SELECT_CHOICES:
-        raise ValueError(f"select must be one of {SELECT_CHOICES}, got {select!r}")
+        raise ConfigError(f"select must be one of {SELECT_CHOICES}, got {select!r}")
     if not detections:
         return None, "no_detection"
     if annotated_box is not None:

@@ -19,6 +19,8 @@ from types import ModuleType
 
 import numpy as np
 
+from common.errors import ConfigError
+
 INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0"
 _PRIVATE_PACKAGE = "_preprocess_facenet_models"
 
@@ -84,7 +86,7 @@ def load_mtcnn(device: str | None = None, min_face_size: int = 20, threads: int 
 
     if threads is not None:
         if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise ConfigError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from common.errors import ConfigError
+
 # ArcFace / insightface 5-point template for a 112x112 crop: left eye, right eye, nose tip,
 # left mouth corner, right mouth corner ("left" = image left).
 ARCFACE_112 = np.array(
@@ -32,9 +34,9 @@ def template(size: int = 112, margin: float = 0.0) -> np.ndarray:
     0 gives the ArcFace crop, 0.25 the looser crop the reference suite aligned ExpW with.
     """
     if size <= 0:
-        raise ValueError(f"size must be positive, got {size}")
+        raise ConfigError(f"size must be positive, got {size}")
     if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
+        raise ConfigError(f"margin must be >= 0, got {margin}")
     scale = size / (112.0 * (1.0 + 2.0 * margin))
     return (ARCFACE_112 + 112.0 * margin) * scale
 

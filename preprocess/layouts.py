@@ -26,6 +26,7 @@ from typing import Callable
 
 from common.datasets import ckplus, expw, rafdb, sfew
 from common.datasets.base import check_names
+from common.errors import ConfigError, DatasetLayoutError
 from common.io import atomic_path, atomic_write_text
 
 DATASETS = ("expw", "rafdb", "sfew", "ckplus", "folder")
@@ -53,7 +54,7 @@ class Plan:
 
 def _require(path: Path, what: str, layout: str) -> Path:
     if not path.exists():
-        raise FileNotFoundError(f"{what} not found: {path}\nexpected layout:\n{layout}")
+        raise DatasetLayoutError(f"{what} not found: {path}\nexpected layout:\n{layout}")
     return path
 
 
@@ -90,7 +91,7 @@ def _expw(src: Path, dst: Path) -> Plan:
     labels = _require(src / expw.LABEL_FILE, "ExpW label file", layout)
     image_dir = next((src / d for d in EXPW_IMAGE_DIRS if (src / d).is_dir()), None)
     if image_dir is None:
-        raise FileNotFoundError(
+        raise DatasetLayoutError(
             f"ExpW image folder not found under {src}: tried {', '.join(EXPW_IMAGE_DIRS)}\n"
             f"expected layout:\n{layout}"
         )
@@ -135,7 +136,7 @@ def _csv_dataset(src: Path, dst: Path, module: ModuleType, title: str) -> Plan:
     rows = [r for _, r in numbered]
     stripped = [h.strip() for h in header]
     if "image_name" not in stripped:
-        raise ValueError(f"{labels}: no 'image_name' column; columns are {stripped}")
+        raise DatasetLayoutError(f"{labels}: no 'image_name' column; columns are {stripped}")
     col = stripped.index("image_name")
     names = [r[col].strip() for r in rows]
     check_names(names, labels, [n for n, _ in numbered], title, src, layout)
@@ -145,7 +146,7 @@ def _csv_dataset(src: Path, dst: Path, module: ModuleType, title: str) -> Plan:
 
 def _folder(src: Path, dst: Path) -> Plan:
     if not src.is_dir():
-        raise FileNotFoundError(f"source folder not found: {src}")
+        raise DatasetLayoutError(f"source folder not found: {src}")
     dst_resolved = dst.resolve()
     jobs = []
     for path in sorted(src.rglob("*")):
@@ -170,4 +171,4 @@ def plan(dataset: str, src: Path, dst: Path) -> Plan:
         return _csv_dataset(src, dst, ckplus, "CK+")
     if dataset == "folder":
         return _folder(src, dst)
-    raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+    raise ConfigError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")

@@ -21,6 +21,7 @@ from types import ModuleType
 from common.datasets import ckplus, expw, fer2013, ferplus, rafdb, sfew
 from common.datasets import synthetic as synthetic_data
 from common.datasets.base import DatasetLayoutError, Pool, check_label_rows, find_dataset_dir
+from common.errors import ConfigError, UnknownNameError
 
 __all__ = ["DISPLAY_NAMES", "DatasetLayoutError", "Pool", "class_names", "dataset_dir", "dataset_names",
            "load_pool"]
@@ -42,7 +43,7 @@ def _module(name: str) -> ModuleType:
     try:
         return _MODULES[name]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; valid datasets: {', '.join(_MODULES)}") from None
+        raise UnknownNameError(f"unknown dataset {name!r}; valid datasets: {', '.join(_MODULES)}") from None
 
 
 def class_names(name: str) -> list[str]:
@@ -83,7 +84,7 @@ def load_pool(name: str, root: str | Path | None = None, *, exclude_missing: boo
     if module is synthetic_data:
         return synthetic_data.load(synthetic, exclude_missing)
     if synthetic:
-        raise ValueError(f"synthetic parameters were given for dataset {name!r}; "
+        raise ConfigError(f"synthetic parameters were given for dataset {name!r}; "
                          "they apply only to 'synthetic'")
     folder = dataset_dir(name, root)
     if module is expw:

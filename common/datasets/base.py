@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from common.errors import DatasetLayoutError
+
 # How many offending files an error message lists before it says "and N more".
 _SHOW = 5
 # Bytes read from the end of a file to find the JPEG/PNG end marker: a file cut short
@@ -25,12 +27,8 @@ _TAIL_BYTES = 1024
 _END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
 
 
-class DatasetLayoutError(FileNotFoundError):
-    """A dataset folder that does not match its reference layout.
-
-    The message names the missing or corrupt file and prints the expected layout, so the
-    user can fix the folder without reading the code.
-    """
+# DatasetLayoutError (a user error, common/errors.py): the message names the missing or corrupt
+# file and prints the expected layout, so the user can fix the folder without reading the code.
 
 
 def layout_error(problem: str, dataset: str, dataset_dir: Path | str, layout: str,

@@ -41,6 +41,7 @@ from common.datasets.base import (
     layout_error,
     list_files,
 )
+from common.errors import ConfigError
 
 CLASS_NAMES = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
 FOLDER = "ExpW"
@@ -102,7 +103,7 @@ def read_label_file(label_file: Path, dataset_dir: Path | None = None) -> list[d
 
 def load(dataset_dir: Path, exclude_missing: bool = False, layout: str = "per-face") -> Pool:
     if layout not in LAYOUTS:
-        raise ValueError(f"data.expw_layout={layout!r}; valid: {', '.join(LAYOUTS)}")
+        raise ConfigError(f"data.expw_layout={layout!r}; valid: {', '.join(LAYOUTS)}")
     label_file = dataset_dir / LABEL_FILE
     faces = read_label_file(label_file, dataset_dir)
     lines = [f["line"] for f in faces]

@@ -72,6 +72,7 @@ from PIL import Image, ImageDraw
 
 from common.datasets import rafdb
 from common.datasets.base import Pool, repo_root
+from common.errors import ConfigError
 
 CLASS_NAMES = list(rafdb.CLASS_NAMES)
 FOLDER = None  # lives in the cache, not under the data root
@@ -276,13 +277,13 @@ def generate(out_dir: Path, n: int = 3000, size: int = 112, seed: int = 0,
 
 def _validate(n, size, seed, label_noise) -> tuple[int, int, int, float]:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"synthetic n must be a positive integer, got {n!r}")
+        raise ConfigError(f"synthetic n must be a positive integer, got {n!r}")
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f"synthetic size must be an integer >= 16, got {size!r}")
+        raise ConfigError(f"synthetic size must be an integer >= 16, got {size!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"synthetic seed must be a non-negative integer, got {seed!r}")
+        raise ConfigError(f"synthetic seed must be a non-negative integer, got {seed!r}")
     if not isinstance(label_noise, (int, float)) or not 0 <= label_noise < 1:
-        raise ValueError(f"synthetic label_noise must be in [0, 1), got {label_noise!r}")
+        raise ConfigError(f"synthetic label_noise must be in [0, 1), got {label_noise!r}")
     return int(n), int(size), int(seed), float(label_noise)
 
 
@@ -291,7 +292,7 @@ def resolve_params(params: dict | None) -> dict:
     params = dict(params or {})
     unknown = sorted(set(params) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f"unknown synthetic parameter(s) {unknown}; valid: {sorted(DEFAULTS)}")
+        raise ConfigError(f"unknown synthetic parameter(s) {unknown}; valid: {sorted(DEFAULTS)}")
     merged = {**DEFAULTS, **params}
     n, size, seed, noise = _validate(merged["n"], merged["size"], merged["seed"], merged["label_noise"])
     return {"n": n, "size": size, "seed": seed, "label_noise": noise}

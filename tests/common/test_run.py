@@ -1,6 +1,7 @@
 """Which published weight files a run loads (`pretrained: auto | none | <path>`)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,10 +19,12 @@ def _cfg(choice: str, folder: Path) -> dict:
     return {"pretrained": choice, "weights_dir": str(folder)}
 
 
-def test_auto_without_the_files_trains_from_scratch_and_says_so(tmp_path, capsys) -> None:
-    assert resolve_pretrained(_adapter(), _cfg("auto", tmp_path)) is None
-    out = capsys.readouterr().out
-    assert "PRETRAINED WEIGHTS NOT FOUND for m: a.pth" in out and str(tmp_path) in out
+def test_auto_without_the_files_trains_from_scratch_and_says_so(tmp_path, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="common.run"):
+        assert resolve_pretrained(_adapter(), _cfg("auto", tmp_path)) is None
+    (warning,) = [r for r in caplog.records if r.name == "common.run"]
+    assert warning.levelno == logging.WARNING
+    assert "PRETRAINED WEIGHTS NOT FOUND for m: a.pth" in warning.getMessage() and str(tmp_path) in warning.getMessage()
 
 
 def test_auto_finds_the_files_and_none_ignores_them(tmp_path) -> None:

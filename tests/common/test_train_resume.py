@@ -4,6 +4,7 @@ the test-only `tiny` model (tests/fixtures/models/tiny), which can SIGKILL itsel
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -76,13 +77,15 @@ def _fit(make_task: Callable[[], Task], run_dir: Path, spec_hash: str, epochs: i
     return [json.loads(r)["train_loss"] for r in (run_dir / "train_log.jsonl").read_text().splitlines()]
 
 
-def test_last_pt_of_another_spec_is_not_resumed(tmp_path: Path, linear_task) -> None:
+def test_last_pt_of_another_spec_is_not_resumed(tmp_path: Path, linear_task, caplog) -> None:
     lines: list[str] = []
     _fit(linear_task, tmp_path, "aaaa", 2, lines)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2
     lines.clear()
-    losses = _fit(linear_task, tmp_path, "bbbb", 2, lines)
-    assert any("belongs to another spec (aaaa, this run is bbbb); starting from epoch 1" in line for line in lines)
+    with caplog.at_level(logging.INFO, logger="common.train"):
+        losses = _fit(linear_task, tmp_path, "bbbb", 2, lines)
+    warned = [r.getMessage() for r in caplog.records if r.name == "common.train" and r.levelno == logging.WARNING]
+    assert any("belongs to another spec (aaaa, this run is bbbb); starting from epoch 1" in m for m in warned)
     assert not any("resuming" in line for line in lines) and len(losses) == 2
 
 
