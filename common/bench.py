@@ -229,12 +229,9 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
     cfg["data"]["image_size"] = size
     per_image = train_transform(spec, cfg)
     resize = resize_op(spec, size)
-    # The suite's path as a run takes it: batched, unless the recipe has RandAugment (per image then).
-    # Batched: the loader reads uint8 batches and the training process augments them on its device.
-    if cfg["augment"]["randaugment"]:
-        suite_transform, collate, on_device = per_image, None, None
-    else:
-        suite_transform, collate, on_device = None, batch_collate(None), batch_train_transform(spec, cfg)
+    # The suite's path as a run takes it: batched (RandAugment included): the loader reads uint8 batches
+    # and the training process augments them on its device.
+    suite_transform, collate, on_device = None, batch_collate(None), batch_train_transform(spec, cfg)
     out: dict[str, Any] = {"model": model, "image_size": size, "batch_size": batch, "workers": workers,
                            "n_jpeg": n_jpeg, "n_fer2013": n_fer,
                            "threads": threads, "device": str(device), "augment": {k: cfg["augment"][k] for k in

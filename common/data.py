@@ -99,11 +99,7 @@ def build_loaders(pool: Any, train_idx: np.ndarray, val_idx: np.ndarray, test_id
     images = None
     if cfg["data"]["cache"]:
         images = cache.decoded_images(pool, size, spec.interpolation, resize, log=log)
-    batched = bool(cfg["augment"]["batched"])
-    if batched and cfg["augment"]["randaugment"]:
-        log(f"augment.batched=true, but augment.randaugment={cfg['augment']['randaugment']!r} has no batched "
-            "version: augmenting per image")
-        batched = False
+    batched = bool(cfg["augment"]["batched"])  # RandAugment included (common/randaugment.py)
     info = {"decoded_cache": str(Path(images.filename).parent) if images is not None else None,
             "augmentation": "batched" if batched else "per-image"}
     tcfg, workers = cfg["train"], int(cfg["data"]["num_workers"])

@@ -22,6 +22,11 @@ def resize_op(spec: InputSpec, size: int) -> T.Resize:
     return T.Resize((size, size), interpolation=_INTERPOLATION[spec.interpolation], antialias=True)
 
 
+def fill_pixel(spec: InputSpec) -> tuple[int, ...]:
+    """RandAugment's fill for the area its geometric ops uncover (timm's img_mean): the model's mean pixel."""
+    return tuple(round(255 * m) for m in spec.mean)
+
+
 def train_transform(spec: InputSpec, cfg: dict[str, Any]) -> T.Compose:
     """Resize, PIL-space augmentation (flip, RandomApply[rotation, crop], RandAugment), tensor, normalise, erasing."""
     aug = cfg["augment"]
@@ -39,8 +44,7 @@ def train_transform(spec: InputSpec, cfg: dict[str, Any]) -> T.Compose:
     if aug["randaugment"]:
         from timm.data.auto_augment import rand_augment_transform
 
-        mean_px = tuple(round(255 * m) for m in spec.mean)
-        ops.append(rand_augment_transform(aug["randaugment"], {"img_mean": mean_px}))
+        ops.append(rand_augment_transform(aug["randaugment"], {"img_mean": fill_pixel(spec)}))
     ops += [T.ToTensor(), T.Normalize(spec.mean, spec.std)]
     if aug["erasing"] > 0:
         ops.append(T.RandomErasing(p=aug["erasing"], scale=tuple(aug["erasing_scale"])))
@@ -52,15 +56,22 @@ def eval_transform(spec: InputSpec, cfg: dict[str, Any]) -> T.Compose:
 
 
 def batch_train_transform(spec: InputSpec, cfg: dict[str, Any]):
-    """The train pipeline above for whole uint8 batches of resized images (common/augment.py);
-    `augment.randaugment` has no batched version (common/data.py keeps the per-image path for it)."""
+    """The train pipeline above for whole uint8 batches of resized images (common/augment.py), with
+    `augment.randaugment` as timm's RandAugment for batches (common/randaugment.py) in the same place:
+    after flip and RandomApply, before normalisation and erasing."""
     from common.augment import BatchAugment
 
     aug = cfg["augment"]
-    if aug["randaugment"]:
-        raise ValueError(f"augment.randaugment={aug['randaugment']!r} has no batched version; "
-                         "use augment.batched=false")
-    return BatchAugment(mean=tuple(spec.mean), std=tuple(spec.std), hflip=bool(aug["hflip"]),
-                        random_apply_p=float(aug["random_apply_p"]), rotation=float(aug["rotation"]),
-                        crop_padding=int(aug["crop_padding"]), erasing=float(aug["erasing"]),
-                        erasing_scale=tuple(aug["erasing_scale"]))
+    geometry_args = dict(hflip=bool(aug["hflip"]), random_apply_p=float(aug["random_apply_p"]),
+                         rotation=float(aug["rotation"]), crop_padding=int(aug["crop_padding"]))
+    erasing = dict(erasing=float(aug["erasing"]), erasing_scale=tuple(aug["erasing_scale"]))
+    if not aug["randaugment"]:
+        return BatchAugment(mean=tuple(spec.mean), std=tuple(spec.std), **geometry_args, **erasing)
+    from common.randaugment import WithRandAugment, from_timm
+
+    # RandAugment works on uint8 pixels, so the flip/RandomApply step runs first as a BatchAugment that
+    # leaves pixel values (mean 0, std 1/255), and a second one only normalises and erases.
+    geometric = aug["hflip"] or (aug["random_apply_p"] > 0 and bool(aug["rotation"] or aug["crop_padding"]))
+    geometry = BatchAugment(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3, **geometry_args) if geometric else None
+    return WithRandAugment(geometry, from_timm(aug["randaugment"], fill_pixel(spec)),
+                           BatchAugment(mean=tuple(spec.mean), std=tuple(spec.std), hflip=False, **erasing))
