@@ -32,9 +32,7 @@ import torch
 
 LEVEL_DENOM = 10.0  # timm's _LEVEL_DENOM: magnitudes are out of 10
 
-# Ops whose argument timm negates with probability 0.5 (_randomly_negate in their level function).
-SIGNED = {"Rotate", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel", "ColorIncreasing",
-          "ContrastIncreasing", "BrightnessIncreasing", "SharpnessIncreasing"}
+# The affine ops: resampled (bilinear or bicubic), the uncovered area filled.
 GEOMETRIC = {"Rotate", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel"}
 
 

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 import timm.data.auto_augment as timm_aa
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from scipy import stats
 
 from common import config
 from common.adapter import InputSpec
 from common.datasets.synthetic import render
-from common.randaugment import GEOMETRIC, BatchRandAugment, WithRandAugment, apply_op, from_timm, level_to_arg
+from common.randaugment import (GEOMETRIC, BatchRandAugment, WithRandAugment, apply_op, auto_contrast, equalize,
+                                from_timm, level_to_arg)
 from common.transforms import batch_train_transform
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +71,18 @@ def test_every_op_equals_timms_pil_op_pixel_for_pixel(name: str) -> None:
                         assert diff.max() <= 1 and diff.float().mean() < 0.15, (name, level, negate, resample)
                     else:
                         assert torch.equal(ours, ref), (name, level, negate, resample, diff.max())
+
+
+def test_histogram_ops_equal_pil_on_small_and_flat_images() -> None:
+    """Equalize's and AutoContrast's edge cases: few pixels (small steps, table values past 255), narrow
+    ranges, a constant channel."""
+    rng = np.random.default_rng(0)
+    for k in range(300):
+        side, hi = int(rng.integers(2, 20)), int(rng.integers(1, 256))
+        a = rng.integers(int(rng.integers(0, hi)), hi + 1, (side, side, 3), dtype=np.uint8)
+        a[..., 1] = 7 if k % 3 == 0 else a[..., 1]
+        for ours, theirs in ((equalize, ImageOps.equalize), (auto_contrast, ImageOps.autocontrast)):
+            assert torch.equal(ours(_tensor(Image.fromarray(a))), _tensor(theirs(Image.fromarray(a)))), (k, ours)
 
 
 def test_ops_on_a_batch_equal_the_ops_on_each_image() -> None:
