@@ -31,6 +31,16 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Tensors not loaded because their shape differs: {"key" (file), "module_key", "expected", "file"}.
+    shape_mismatch: list[dict[str, Any]] = field(default_factory=list)
+
+    def merge(self, other: "LoadReport", *notes: str) -> "LoadReport":
+        """One report over the files of both (a model that loads several files), plus `notes`."""
+        return LoadReport(files=self.files + other.files, sha256=self.sha256 + other.sha256,
+                          loaded=self.loaded + other.loaded, expected=self.expected + other.expected,
+                          missing=self.missing + other.missing, unexpected=self.unexpected + other.unexpected,
+                          notes=self.notes + other.notes + list(notes),
+                          shape_mismatch=self.shape_mismatch + other.shape_mismatch)
 
     def summary(self) -> str:
         names = "+".join(Path(f).name for f in self.files) or "none"

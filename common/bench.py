@@ -231,13 +231,13 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
     resize = resize_op(spec, size)
     # The suite's path as a run takes it: batched (RandAugment included): the loader reads uint8 batches
     # and the training process augments them on its device.
-    suite_transform, collate, on_device = None, batch_collate(None), batch_train_transform(spec, cfg)
+    collate, on_device = batch_collate(None), batch_train_transform(spec, cfg)
     out: dict[str, Any] = {"model": model, "image_size": size, "batch_size": batch, "workers": workers,
                            "n_jpeg": n_jpeg, "n_fer2013": n_fer,
                            "threads": threads, "device": str(device), "augment": {k: cfg["augment"][k] for k in
                            ("hflip", "random_apply_p", "rotation", "crop_padding", "randaugment", "erasing",
                             "erasing_scale")},
-                           "suite_augmentation": "per-image" if on_device is None else f"batched on {device}"}
+                           "suite_augmentation": f"batched on {device}"}
     with tempfile.TemporaryDirectory(prefix="fer-bench-") as tmp:
         tmp = Path(tmp)
         log(f"generating {n_jpeg} {JPEG_SIDE}x{JPEG_SIDE} JPEGs and {n_fer} FER2013 text rows")
@@ -252,10 +252,10 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
                    labels=fer_labels, pixels=parse_pixels(rows))
         fer_images = cache.decoded_images(fer, size, spec.interpolation, resize, log=log, root=tmp / "cache")
         out["fer2013_parse_and_cache_s"] = round(time.perf_counter() - t0, 2)
-        suite = PoolDataset(pool, np.arange(len(pool)), suite_transform, images, resize)
-        fer_suite = PoolDataset(fer, np.arange(len(fer)), suite_transform, fer_images, resize)
+        suite = PoolDataset(pool, np.arange(len(pool)), None, images, resize)
+        fer_suite = PoolDataset(fer, np.arange(len(fer)), None, fer_images, resize)
         # As common/data.build_loaders: batches read from the cache need no worker processes.
-        suite_workers = 0 if on_device is not None else workers
+        suite_workers = 0
         out["suite_loader_workers"] = suite_workers
 
         log("JPEG: reference-style loader and this suite's data path (decoded cache + batched augmentation), "
@@ -277,7 +277,7 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
         task = adapter.build(7, cfg, pool.class_counts()).to(device)
         opt = build_optimizer(task.param_groups(), cfg["train"])
         x, y, _ = next(iter(_loader(suite, batch, 0, collate)))
-        x = on_device(x.to(device)) if on_device is not None else x
+        x = on_device(x.to(device))
         feed = iter(itertools.chain.from_iterable(itertools.repeat(_loader(suite, batch, suite_workers, collate))))
         out["compute_ceiling_ips"], out["end_to_end_ips"] = paired_train_steps(task, opt, (x, y), feed, device, steps,
                                                                                on_device)

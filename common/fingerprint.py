@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from common.config import ROOT
+from common.errors import ConfigError, MissingWeightsError
 from common.io import file_sha256
 from common.meta import model_meta as read_model_meta
 
@@ -85,7 +86,7 @@ def resolve_weights(model: str, files: tuple[str, ...], aliases: dict[str, tuple
     choice = cfg["pretrained"]
     if choice in (None, "none") or not files:
         if choice not in (None, "none", "auto"):
-            raise ValueError(f"pretrained={choice!r} given, but model {model!r} has no pretrained weights")
+            raise ConfigError(f"pretrained={choice!r} given, but model {model!r} has no pretrained weights")
         return None
     folder = weights_folder(cfg)
     if choice != "auto":
@@ -95,7 +96,7 @@ def resolve_weights(model: str, files: tuple[str, ...], aliases: dict[str, tuple
         elif given.is_file() and len(files) == 1:
             return {files[0]: given}
         else:
-            raise FileNotFoundError(f"pretrained={choice!r}: no such file or folder (model {model!r} "
+            raise MissingWeightsError(f"pretrained={choice!r}: no such file or folder (model {model!r} "
                                     f"expects {', '.join(files)})")
     names = {name: (name, *aliases.get(name, ())) for name in files}
     found = {}
@@ -111,7 +112,7 @@ def resolve_weights(model: str, files: tuple[str, ...], aliases: dict[str, tuple
                  f"Put the files there (see models/{model}/README.md) or set pretrained=none to silence this.")
         return None
     if missing:
-        raise FileNotFoundError(f"pretrained weights missing in {folder}: {', '.join(missing)}")
+        raise MissingWeightsError(f"pretrained weights missing in {folder}: {', '.join(missing)}")
     return found
 
 

@@ -9,6 +9,7 @@ from typing import Callable, TypeVar
 
 from common.adapter import Adapter
 from common.config import MODELS_DIR, model_dirs
+from common.errors import UnknownNameError
 
 _REGISTRY: dict[str, type[Adapter]] = {}
 _DISCOVERED = False
@@ -85,5 +86,5 @@ def get_adapter(name: str) -> Adapter:
     if name not in _REGISTRY:
         _discover()
     if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; valid models: {', '.join(sorted(_REGISTRY))}")
+        raise UnknownNameError(f"unknown model {name!r}; valid models: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]()

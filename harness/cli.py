@@ -304,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runner", default="local", choices=sorted(RUNNERS),
                    help="where runs execute: local subprocesses, or one container per run (make build first)")
     p.add_argument("--gpus", default=None,
-                   help="GPU indices, e.g. 0,1: each concurrent run gets one (JOBS defaults to their number)")
+                   help="GPU indices, e.g. 0,1: each concurrent run gets one (JOBS defaults to their number); "
+                        "JOBS above their number puts ceil(JOBS/GPUs) runs on each GPU, each run capped at that "
+                        "share of its memory (for small models)")
     p.add_argument("--memory", default=None, help="container runner: memory limit per run, e.g. 16g")
     p.add_argument("--shm-size", default=None, help="container runner: shared memory for DataLoader workers (2g)")
     p.add_argument("--cpus", type=float, default=None, help="container runner: CPU limit per run")

@@ -30,10 +30,10 @@ _MODULES: dict[str, ModuleType] = {
     "rafdb": rafdb, "fer2013": fer2013, "ferplus": ferplus, "expw": expw,
     "sfew": sfew, "ckplus": ckplus, "synthetic": synthetic_data,
 }
-
 # How tables, plots and pages name each dataset (the papers' spelling); the order above is the papers'.
 DISPLAY_NAMES = {"rafdb": "RAF-DB", "fer2013": "FER2013", "ferplus": "FERPlus", "expw": "ExpW",
                  "sfew": "SFEW2.0", "ckplus": "CK+", "synthetic": "synthetic"}
+
 
 def dataset_names() -> list[str]:
     return list(_MODULES)

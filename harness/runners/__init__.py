@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from common.errors import UnknownNameError
 from harness.runners.container import run_container
 from harness.runners.local import run_local
 from harness.runners.slurm import run_slurm
@@ -16,5 +17,5 @@ RUNNERS: dict[str, Callable[..., list[dict]]] = {"local": run_local, "container"
 
 def get_runner(name: str) -> Callable[..., list[dict]]:
     if name not in RUNNERS:
-        raise ValueError(f"unknown runner {name!r}; valid runners: {', '.join(RUNNERS)}")
+        raise UnknownNameError(f"unknown runner {name!r}; valid runners: {', '.join(RUNNERS)}")
     return RUNNERS[name]

@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 from typing import Any, Iterator
 
+from common.errors import MissingPathError
 from common.io import atomic_write_json
 from harness import engine, images
 from harness.plan import Planned
@@ -173,7 +174,7 @@ class ContainerLauncher:
             self.tags[model] = tag
         for p in todo:
             if p.spec.dataset != "synthetic" and not host_data_root(p).is_dir():
-                raise FileNotFoundError(f"dataset folder {host_data_root(p)} does not exist: give DATA_ROOT=<folder "
+                raise MissingPathError(f"dataset folder {host_data_root(p)} does not exist: give DATA_ROOT=<folder "
                                         f"holding the datasets> (see README, Datasets)")
 
     def options(self, p: Planned, device: str | None, share: int = 1) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from submitit.core.utils import FailedJobError, UncompletedJobError
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from common.config import ROOT
+from common.errors import ConfigError
 from common.io import atomic_write_json, read_json
 from common.runlock import EXIT_LOCKED, RunLock, RunLocked
 from common.status import RunStatus
@@ -167,7 +168,7 @@ def minutes(value: str) -> int:
     """SLURM time syntax (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) -> whole minutes (rounded up)."""
     m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", value.strip())
     if not m:
-        raise ValueError(f"SLURM_TIME / --slurm-time={value!r} is not a SLURM time; e.g. 08:00:00, 90, 1-12:00:00")
+        raise ConfigError(f"SLURM_TIME / --slurm-time={value!r} is not a SLURM time; e.g. 08:00:00, 90, 1-12:00:00")
     days, a, b, c = (int(g) if g else None for g in m.groups())
     if days is not None:  # D-HH[:MM[:SS]]
         secs = days * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
@@ -178,7 +179,7 @@ def minutes(value: str) -> int:
     else:  # MM
         secs = a * 60
     if secs <= 0:
-        raise ValueError(f"SLURM_TIME / --slurm-time={value!r} must be more than 0, e.g. 08:00:00")
+        raise ConfigError(f"SLURM_TIME / --slurm-time={value!r} must be more than 0, e.g. 08:00:00")
     return -(-secs // 60)
 
 
@@ -188,7 +189,7 @@ def sbatch_options(text: str | None) -> dict[str, Any]:
     for word in shlex.split(text or ""):
         m = re.fullmatch(r"--([a-z][a-z0-9-]*)(?:=(.+))?", word)
         if not m:
-            raise ValueError(f"SLURM_ARGS / --slurm-args: {word!r} is not an sbatch option of the form --name=value "
+            raise ConfigError(f"SLURM_ARGS / --slurm-args: {word!r} is not an sbatch option of the form --name=value "
                              "or --flag (e.g. SLURM_ARGS=\"--qos=high --account=mylab\")")
         out[m.group(1).replace("-", "_")] = m.group(2) if m.group(2) is not None else True
     return out
@@ -300,9 +301,9 @@ def run_slurm(planned: list[Planned], jobs: int | None = None, timeout: float | 
     """Submit every run of the plan that needs it as one job array and return at once (detached):
     status.json says `queued` with the job id. `jobs` caps how many tasks of the array run at once."""
     if gpus:
-        raise ValueError("GPUS=... picks local devices; on a cluster ask for them per run with GPUS_PER_RUN=N")
+        raise ConfigError("GPUS=... picks local devices; on a cluster ask for them per run with GPUS_PER_RUN=N")
     if timeout is not None:
-        raise ValueError("TIMEOUT applies to local and container runs; on a cluster give SLURM_TIME=HH:MM:SS")
+        raise ConfigError("TIMEOUT applies to local and container runs; on a cluster give SLURM_TIME=HH:MM:SS")
     limit = minutes(slurm_time)
     extra = sbatch_options(slurm_args)
     results = Path(results if results is not None else "results")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
+from common.errors import ConfigError
 from common.io import atomic_write_json, atomic_write_text, read_json
 from common.runlock import EXIT_LOCKED, LOCK_NAME, RunLocked
 from common.status import TERMINAL, RunStatus
@@ -109,7 +110,7 @@ class Supervisor:
     def __init__(self, launcher: Launcher, jobs: int = 1, timeout: float | None = None,
                  gpus: list[str] | None = None, echo: bool = True) -> None:
         if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout={timeout}: must be a positive number of seconds")
+            raise ConfigError(f"timeout={timeout}: must be a positive number of seconds")
         self.launcher = launcher
         self.jobs = max(1, jobs)
         self.timeout = timeout

@@ -1,6 +1,7 @@
 """Ada-DF behind the adapter contract: two-branch ResNet-18, label-distribution target, epoch state."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -8,12 +9,32 @@ import torch
 import torch.nn.functional as F
 
 from common.adapter import Adapter, LoadReport, Task
-from common.checkpoint import load_into, load_state_file
+from common.backbones.resnet18 import MSCELEB_FILE, MSCELEB_LAYOUT, read_msceleb, resnet18
+from common.checkpoint import load_into
+from common.modelconfig import ModelConfig
 from common.registry import register
 from models.adadf import losses
-from models.adadf.network import AdaDFNet, resnet18_trunk
+from models.adadf.network import AdaDFNet
 
-WEIGHTS = "resnet18_msceleb.pth"
+WEIGHTS = MSCELEB_FILE
+
+
+@dataclass(frozen=True)
+class AdaDFConfig(ModelConfig):
+    """cfg["model"] of Ada-DF (models/adadf/config.yaml)."""
+
+    threshold: float
+    beta: int
+    alpha: float | None
+    max_weight: float
+    min_weight: float
+    tops: float
+    margin: float
+    sharpen: bool
+    temperature: float
+    label_smoothing: float
+    drop_rate: float
+    freeze_stem: bool
 
 
 class AdaDFTask(Task):
@@ -24,18 +45,16 @@ class AdaDFTask(Task):
     per class during the epoch (non-persistent buffers) and turned into LD in on_epoch_end.
     """
 
-    def __init__(self, num_classes: int, mcfg: dict[str, Any]) -> None:
+    def __init__(self, num_classes: int, config: AdaDFConfig) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.threshold = float(mcfg["threshold"])
-        self.beta = int(mcfg["beta"])
-        self.alpha = None if mcfg["alpha"] is None else float(mcfg["alpha"])
-        self.min_weight, self.max_weight = float(mcfg["min_weight"]), float(mcfg["max_weight"])
-        self.tops, self.margin = float(mcfg["tops"]), float(mcfg["margin"])
-        self.sharpen, self.temperature = bool(mcfg["sharpen"]), float(mcfg["temperature"])
-        self.label_smoothing = float(mcfg["label_smoothing"])
-        self.freeze_stem = bool(mcfg["freeze_stem"])
-        self.net = AdaDFNet(num_classes, drop_rate=float(mcfg["drop_rate"]))
+        self.threshold, self.beta, self.alpha = config.threshold, config.beta, config.alpha
+        self.min_weight, self.max_weight = config.min_weight, config.max_weight
+        self.tops, self.margin = config.tops, config.margin
+        self.sharpen, self.temperature = config.sharpen, config.temperature
+        self.label_smoothing = config.label_smoothing
+        self.freeze_stem = config.freeze_stem
+        self.net = AdaDFNet(num_classes, drop_rate=config.drop_rate)
         if self.freeze_stem:
             self.net.feature.requires_grad_(False)
         self.register_buffer("class_distributions", losses.fallback_distributions(
@@ -92,17 +111,14 @@ class AdaDFTask(Task):
 @register("adadf")
 class AdaDFAdapter(Adapter):
     def build(self, num_classes: int, cfg: dict[str, Any], class_counts: list[int]) -> Task:
-        return AdaDFTask(num_classes, cfg["model"])
+        return AdaDFTask(num_classes, AdaDFConfig.from_cfg(cfg["model"]))
 
     def load_pretrained(self, task: Task, paths: dict[str, Path]) -> LoadReport:
-        """resnet18_msceleb.pth (`state_dict`, timm key names, 1000-way fc) strict into a timm resnet18,
-        then its stem+layer1 into `feature` and its layer2-4 into both branches, as the authors do."""
-        if WEIGHTS not in paths:
-            raise KeyError(f"load_pretrained needs {WEIGHTS!r}; got {sorted(paths)}")
+        """resnet18_msceleb.pth (`state_dict`, 1000-way fc) whole into a resnet18, then its stem+layer1
+        into `feature` and its layer2-4 into both branches, as the authors do."""
         path = Path(paths[WEIGHTS])
-        trunk = resnet18_trunk(1000)
-        report = load_into(trunk, load_state_file(path, key="state_dict"), files=[path], strict=True,
-                           what="resnet18 trunk")
+        trunk = resnet18()
+        report = load_into(trunk, read_msceleb(path), files=[path], what="resnet18 trunk", layout=MSCELEB_LAYOUT)
         task.net.copy_branches_from(trunk)
         report.notes.append("stem+layer1 -> feature; layer2-4 -> branch_1 and branch_2; the 1000-way fc is "
                             "not used (fresh branch classifiers and attention heads, as upstream)")

@@ -1,6 +1,7 @@
 """DAN behind the suite's adapter contract."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -8,23 +9,37 @@ import torch
 import torch.nn.functional as F
 
 from common.adapter import Adapter, LoadReport, Task
-from common.checkpoint import load_into, load_state_file
+from common.backbones.resnet18 import MSCELEB_FILE, MSCELEB_LAYOUT, read_msceleb
+from common.checkpoint import load_into
+from common.modelconfig import ModelConfig
 from common.registry import register
-from models.dan.network import DAN, AffinityLoss, PartitionLoss
+from models.dan.losses import AffinityLoss, PartitionLoss
+from models.dan.network import DAN
 
-# torchvision resnet18 child name -> index in DAN.features (the authors' Sequential of children[:-2]).
+WEIGHTS = MSCELEB_FILE
+
+# resnet18 child name -> index in DAN.features (the authors' Sequential of children[:-2]).
 _TRUNK_INDEX = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6", "layer4": "7"}
 
 
+@dataclass(frozen=True)
+class DANConfig(ModelConfig):
+    """cfg["model"] of DAN (models/dan/config.yaml)."""
+
+    num_heads: int
+    affinity_weight: float
+    partition_weight: float
+
+
 class DANTask(Task):
-    def __init__(self, num_classes: int, num_heads: int, affinity_weight: float, partition_weight: float) -> None:
+    def __init__(self, num_classes: int, config: DANConfig) -> None:
         super().__init__()
-        self.net = DAN(num_classes=num_classes, num_heads=num_heads)
+        self.net = DAN(num_classes=num_classes, num_heads=config.num_heads)
         # Sized by the dataset's class count (the reference RAF-DB script built it with 8 classes for 7).
         self.affinity = AffinityLoss(num_classes)
         self.partition = PartitionLoss()
-        self.affinity_weight = affinity_weight
-        self.partition_weight = partition_weight
+        self.affinity_weight = config.affinity_weight
+        self.partition_weight = config.partition_weight
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         logits, feat, heads = self.net(images)
@@ -47,19 +62,13 @@ def trunk_key(key: str) -> str | None:
 @register("dan")
 class DANAdapter(Adapter):
     def build(self, num_classes: int, cfg: dict[str, Any], class_counts: list[int]) -> DANTask:
-        m = cfg["model"]
-        return DANTask(num_classes, int(m["num_heads"]), float(m["affinity_weight"]), float(m["partition_weight"]))
+        return DANTask(num_classes, DANConfig.from_cfg(cfg["model"]))
 
     def load_pretrained(self, task: Task, paths: dict[str, Path]) -> LoadReport:
-        """resnet18_msceleb.pth: {'state_dict': torchvision resnet18 keys with a 1000-way fc}.
-        Every trunk tensor must load; the face-recognition classifier (fc.*) is the only unused part."""
-        path = paths["resnet18_msceleb.pth"]
-        state = load_state_file(path, key="state_dict")
-        report = load_into(task.net.features, state, files=[path], strict=False, rename=trunk_key,
-                           what="ResNet-18 trunk")
-        stray = [k for k in report.unexpected if not k.startswith("fc.")]
-        if report.missing or stray:
-            raise ValueError(f"{path} does not match the ResNet-18 trunk: missing {report.missing[:10]}, "
-                             f"unexpected {stray[:10]} (expected torchvision resnet18 keys under 'state_dict')")
+        """resnet18_msceleb.pth into the trunk: every trunk tensor must load; the face-recognition
+        classifier (fc.*) is the only part of the file left unused."""
+        path = Path(paths[WEIGHTS])
+        report = load_into(task.net.features, read_msceleb(path), files=[path], rename=trunk_key,
+                           allow_unexpected=("fc.*",), what="ResNet-18 trunk", layout=MSCELEB_LAYOUT)
         report.notes.append("fc.* (MS-Celeb identity classifier) not used")
         return report

@@ -1,39 +1,38 @@
 """DDAMFN behind the suite's adapter contract."""
 from __future__ import annotations
 
-import sys
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from common.adapter import Adapter, LoadReport, Task
 from common.checkpoint import load_into, load_state_file
+from common.modelconfig import ModelConfig
 from common.registry import register
+from models.ddamfn.losses import attention_loss
 from models.ddamfn.network import MFN_HEAD, TRUNK_STAGES, DDAMNet, unused_parameter_names
 
 WEIGHTS = "MFN_msceleb.pth"
-_STAGE_INDEX = {name: str(i) for i, name in enumerate(TRUNK_STAGES)}
 
 
-def attention_loss(heads: list[torch.Tensor], eps: float = sys.float_info.epsilon) -> torch.Tensor:
-    """Pushes the heads apart: number of head pairs / (sum of their pairwise MSEs + eps); 0 for one head."""
-    if len(heads) < 2:
-        return heads[0].new_zeros(())
-    total, pairs = heads[0].new_zeros(()), 0
-    for i in range(len(heads) - 1):
-        for j in range(i + 1, len(heads)):
-            total = total + F.mse_loss(heads[i], heads[j])
-            pairs += 1
-    return pairs / (total + eps)
+@dataclass(frozen=True)
+class DDAMFNConfig(ModelConfig):
+    """cfg["model"] of DDAMFN (models/ddamfn/config.yaml)."""
+
+    num_heads: int
+    attention_weight: float
 
 
 class DDAMFNTask(Task):
-    def __init__(self, num_classes: int, num_heads: int, attention_weight: float) -> None:
+    def __init__(self, num_classes: int, config: DDAMFNConfig) -> None:
         super().__init__()
-        self.net = DDAMNet(num_class=num_classes, num_head=num_heads)
-        self.attention_weight = attention_weight
+        self.net = DDAMNet(num_class=num_classes, num_head=config.num_heads)
+        self.attention_weight = config.attention_weight
         # Never called upstream (no gradient ever reaches them); frozen so the optimiser sees only
         # what the forward uses. Their keys stay, so the authors' state dicts load strictly.
         unused = set(unused_parameter_names(self.net))
@@ -52,11 +51,10 @@ class DDAMFNTask(Task):
         return self.net(images)[0]
 
 
-def trunk_key(key: str) -> str | None:
-    """MixedFeatureNet key (conv_34.CA.conv1.weight) -> DDAMNet.features key (4.CA.conv1.weight);
-    the face-embedding head (conv_6_dw, linear, bn) -> None, reported as unused."""
-    stage, _, rest = key.partition(".")
-    return f"{_STAGE_INDEX[stage]}.{rest}" if stage in _STAGE_INDEX else None
+def named_trunk(net: DDAMNet) -> nn.Module:
+    """DDAMNet.features under MixedFeatureNet's stage names (features.4 as conv_34, ...): the same
+    modules, so a file in MixedFeatureNet keys loads by name and what does not fit is named as in the file."""
+    return nn.Sequential(OrderedDict(zip(TRUNK_STAGES, net.features, strict=True)))
 
 
 @register("ddamfn")
@@ -66,8 +64,7 @@ class DDAMFNAdapter(Adapter):
         if size not in (None, 112):
             raise ValueError(f"data.image_size={size!r}: DDAMFN only works at 112 (its heads use 7x7 kernels "
                              f"on the 7x7 feature map); set data.image_size=112 or null")
-        m = cfg["model"]
-        return DDAMFNTask(num_classes, int(m["num_heads"]), float(m["attention_weight"]))
+        return DDAMFNTask(num_classes, DDAMFNConfig.from_cfg(cfg["model"]))
 
     def load_pretrained(self, task: Task, paths: dict[str, Path]) -> LoadReport:
         """MFN_msceleb.pth converted by `python -m models.ddamfn.convert` (MixedFeatureNet keys) -> trunk.
@@ -77,14 +74,9 @@ class DDAMFNAdapter(Adapter):
             state = load_state_file(path)
         except ValueError as e:
             raise ValueError(f"{e}\nFor DDAMFN run once: python -m models.ddamfn.convert {path} {path}") from e
-        report = load_into(task.net.features, state, files=[path], strict=False, rename=trunk_key,
-                           what="MixedFeatureNet trunk")
-        # named as in the file (conv_5.model.0...), not by our Sequential index
-        missing = [f"{TRUNK_STAGES[int(i)]}.{rest}" for i, _, rest in
-                   (k.partition(".") for k in report.missing if not k.endswith("num_batches_tracked"))]
-        stray = [k for k in report.unexpected if k.partition(".")[0] not in MFN_HEAD]
-        if missing or stray:
-            raise ValueError(f"{path} does not match the MixedFeatureNet trunk: missing {missing[:10]}, "
-                             f"unexpected {stray[:10]} (expected the converted MFN_msceleb.pth)")
+        # BatchNorm counters may be absent (a file saved before PyTorch 0.4.1); the face-embedding head is unused.
+        report = load_into(named_trunk(task.net), state, files=[path], allow_missing=("*.num_batches_tracked",),
+                           allow_unexpected=[f"{h}.*" for h in MFN_HEAD], what="MixedFeatureNet trunk",
+                           layout="the converted MFN_msceleb.pth (MixedFeatureNet keys conv1.*, ..., conv_6_sep.*)")
         report.notes.append("conv_6_dw/linear/bn (MS-Celeb embedding head) not used: DDAMFN cuts the trunk before them")
         return report

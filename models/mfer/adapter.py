@@ -1,6 +1,7 @@
 """MFER adapter: Msc label-smoothing losses + the DSF stand-in; prediction = sum of the three head logits."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -8,26 +9,40 @@ import torch
 import torch.nn.functional as F
 
 from common.adapter import Adapter, LoadReport, Task
+from common.config import ConfigError
+from common.modelconfig import ModelConfig
 from common.registry import register
 from models.mfer.losses import DSF_CHOICES, DSFStandIn
 from models.mfer.network import CONVNEXT_BASE_DIMS, MFERNet
-from models.mfer.weights import load_convnext_weights
+from models.mfer.weights import WEIGHTS, load_convnext_weights
+
+
+@dataclass(frozen=True)
+class MFERConfig(ModelConfig):
+    """cfg["model"] of MFER (models/mfer/config.yaml)."""
+
+    drop_path_rate: float
+    label_smoothing: float
+    dsf: str
+    dsf_weight: float
+    dsf_smoothing: float
+
+    def __post_init__(self) -> None:
+        if self.dsf not in DSF_CHOICES:
+            raise ConfigError(f"model.dsf={self.dsf!r} is not valid; choose one of {', '.join(DSF_CHOICES)}")
 
 
 class MFERTask(Task):
     """loss = sum over the 3 Msc heads of LS-CE(head, y) + dsf_weight * DSF stand-in(feature, y)."""
 
-    def __init__(self, num_classes: int, model_cfg: dict[str, Any]) -> None:
+    def __init__(self, num_classes: int, config: MFERConfig) -> None:
         super().__init__()
-        self.net = MFERNet(num_classes, drop_path_rate=float(model_cfg["drop_path_rate"]))
-        self.label_smoothing = float(model_cfg["label_smoothing"])
-        mode = model_cfg["dsf"]
-        if mode not in DSF_CHOICES:
-            raise ValueError(f"model.dsf={mode!r} is not valid; choose one of {', '.join(DSF_CHOICES)}")
-        self.dsf_weight = float(model_cfg["dsf_weight"])
+        self.net = MFERNet(num_classes, drop_path_rate=config.drop_path_rate)
+        self.label_smoothing = config.label_smoothing
+        self.dsf_weight = config.dsf_weight
         # A submodule of the task, so the optimiser sees its learnable class centres.
-        self.dsf = None if mode == "none" else DSFStandIn(num_classes, CONVNEXT_BASE_DIMS[-1], mode,
-                                                          float(model_cfg["dsf_smoothing"]))
+        self.dsf = None if config.dsf == "none" else DSFStandIn(num_classes, CONVNEXT_BASE_DIMS[-1], config.dsf,
+                                                                config.dsf_smoothing)
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         heads, feat = self.net(images)
@@ -48,9 +63,7 @@ class MFERTask(Task):
 @register("mfer")
 class MFERAdapter(Adapter):
     def build(self, num_classes: int, cfg: dict[str, Any], class_counts: list[int]) -> Task:
-        return MFERTask(num_classes, cfg["model"])
+        return MFERTask(num_classes, MFERConfig.from_cfg(cfg["model"]))
 
     def load_pretrained(self, task: Task, paths: dict[str, Path]) -> LoadReport:
-        if len(paths) != 1:
-            raise ValueError(f"MFER loads one ConvNeXt-B file, got {sorted(paths)}; expected {self.pretrained_files[0]}")
-        return load_convnext_weights(task.net, next(iter(paths.values())))
+        return load_convnext_weights(task.net, Path(paths[WEIGHTS]))

@@ -106,14 +106,12 @@ def test_erased_area_fractions_follow_random_erasing() -> None:
     assert abs(gated - 0.25 * (ours > 0).mean()) < 0.03
 
 
-def test_the_config_builds_the_batched_pipeline_and_refuses_randaugment() -> None:
+def test_the_config_builds_the_batched_pipeline() -> None:
     aug = {"hflip": True, "random_apply_p": 0.5, "rotation": 10, "crop_padding": 4, "randaugment": None,
            "erasing": 0.25, "erasing_scale": [0.02, 0.33]}
     t = batch_train_transform(InputSpec(size=S), {"augment": aug})
     assert t.rotation == 10 and t.crop_padding == 4 and t.erasing_scale == (0.02, 0.33)
     assert t(_ramp(4)).shape == (4, 3, S, S)
-    with pytest.raises(ValueError, match="augment.batched=false"):
-        batch_train_transform(InputSpec(size=S), {"augment": {**aug, "randaugment": "rand-m5-n3-mstd0.5"}})
 
 
 def test_one_gather_equals_flip_then_rotation_then_padded_crop_as_torchvision() -> None:
