@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from common.errors import UnknownNameError
+from common.errors import ConfigError
 from common.io import atomic_path
 from common.status import RunStatus
 from harness.analysis import analyse, write_analysis
@@ -155,7 +155,7 @@ def build_context(df: pd.DataFrame, metric: str, ddof: int = 1) -> dict[str, Any
 
 def render_table(context: dict[str, Any], fmt: str) -> str:
     if fmt not in FORMATS:
-        raise UnknownNameError(f"unknown table format {fmt!r}; valid: {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown table format {fmt!r}; valid: {', '.join(FORMATS)}")
     return _environment().get_template(f"table.{fmt}").render(**context, table=context)
 
 
@@ -176,7 +176,7 @@ def long_stats(df: pd.DataFrame, metrics: Sequence[str], ddof: int) -> pd.DataFr
 def _check_metrics(metrics: Sequence[str]) -> None:
     bad = [m for m in metrics if m not in METRICS]
     if bad:
-        raise UnknownNameError(f"unknown metric(s) {bad}; valid: {', '.join(METRICS)}")
+        raise ConfigError(f"unknown metric(s) {bad}; valid: {', '.join(METRICS)}")
 
 
 def _runs(summary: pd.DataFrame | Path) -> pd.DataFrame:
