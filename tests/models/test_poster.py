@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from common import registry
 from common.backbones.ir50 import BottleneckIR
 from common.config import resolve
+from common.fingerprint import resolve_weights
 from tests.models.reach import parameters_reaching_output
 from models.poster.adapter import PosterTask
 from models.poster.network import UNUSED_PREFIXES
@@ -89,7 +90,10 @@ def test_load_pretrained_published_formats(tmp_path: Path, capsys) -> None:
     # The reference suite's README names the landmark file without ".tar": accepted too.
     alias = paths["mobilefacenet_model_best.pth.tar"].rename(tmp_path / "mobilefacenet_model_best.pth")
     assert "mobilefacenet_model_best.pth" in adapter.pretrained_aliases["mobilefacenet_model_best.pth.tar"]
-    report = adapter.load_pretrained(task, {"ir50.pth": paths["ir50.pth"], "mobilefacenet_model_best.pth": alias})
+    cfg = resolve("poster", "synthetic", "full", {"pretrained": str(tmp_path)})
+    found = resolve_weights("poster", adapter.pretrained_files, adapter.pretrained_aliases, cfg)
+    assert found == {"ir50.pth": paths["ir50.pth"], "mobilefacenet_model_best.pth.tar": alias}
+    report = adapter.load_pretrained(task, found)
     assert report.loaded == report.expected and report.files[1] == str(alias)
 
 
