@@ -36,9 +36,6 @@ def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
 
 
-# ConfigError lives with the other user errors (common/errors.py); imported from here too.
-
-
 def load_yaml(path: Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
         data = yaml_load(f.read())

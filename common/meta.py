@@ -19,7 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from common.config import ConfigError, load_yaml, model_config, model_dirs
+from common.config import load_yaml, model_config, model_dirs
+from common.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

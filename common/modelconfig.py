@@ -7,7 +7,7 @@ import types
 import typing
 from typing import Any, Mapping, TypeVar
 
-from common.config import ConfigError
+from common.errors import ConfigError
 
 C = TypeVar("C", bound="ModelConfig")
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from common.adapter import Adapter, LoadReport, Task
-from common.config import ConfigError
+from common.errors import ConfigError
 from common.modelconfig import ModelConfig
 from common.registry import register
 from models.mfer.losses import DSF_CHOICES, DSFStandIn

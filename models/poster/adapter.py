@@ -9,7 +9,7 @@ import torch
 
 from common.adapter import Adapter, LoadReport, Task
 from common.backbones.pretrained import load_ir50_and_landmarks
-from common.config import ConfigError
+from common.errors import ConfigError
 from common.modelconfig import ModelConfig
 from common.registry import register
 from models.poster.losses import ce_plus_smoothed_ce

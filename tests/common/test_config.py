@@ -1,6 +1,7 @@
 import pytest
 
-from common.config import ConfigError, parse_overrides, resolve
+from common.config import parse_overrides, resolve
+from common.errors import ConfigError
 
 
 def test_dataset_override_and_profile_order() -> None:

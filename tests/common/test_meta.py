@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from common.config import ROOT, ConfigError
+from common.config import ROOT
+from common.errors import ConfigError
 from common.meta import IMAGENET_MEAN, InputSpec, model_meta
 from harness.names import DATASET_ORDER, MODEL_ORDER, dataset_name, model_name
 

@@ -5,7 +5,7 @@ from dataclasses import FrozenInstanceError, dataclass
 
 import pytest
 
-from common.config import ConfigError
+from common.errors import ConfigError
 from common.modelconfig import ModelConfig
 
 

@@ -68,7 +68,7 @@ def test_an_internal_bug_prints_a_traceback_from_the_command_line(tmp_path: Path
 
 
 def test_user_errors_are_still_the_builtin_errors_callers_catch() -> None:
-    from common.config import ConfigError
+    from common.errors import ConfigError
     from common.datasets import DatasetLayoutError, class_names
     from harness.engine import EngineError
     from harness.regress import RegressError

@@ -6,7 +6,8 @@ import torch
 from common.backbones.resnet18 import resnet18
 
 from common import registry
-from common.config import ConfigError, resolve
+from common.config import resolve
+from common.errors import ConfigError
 from models.dan.adapter import DANConfig
 
 

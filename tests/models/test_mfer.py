@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from common.config import ConfigError, resolve
+from common.config import resolve
+from common.errors import ConfigError
 from common.registry import get_adapter
 from models.mfer.adapter import MFERConfig, MFERTask
 from models.mfer.losses import DSFStandIn
