@@ -9,6 +9,7 @@ mount points, never host paths. The container is removed after the run, whatever
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -18,9 +19,10 @@ from common.errors import MissingPathError
 from common.io import atomic_write_json
 from harness import engine, images
 from harness.plan import Planned
-from harness.runners.supervisor import Exit, Supervisor, gpu_env, say
+from harness.runners.supervisor import Exit, Supervisor, gpu_env
 
 DATA, WEIGHTS, CACHE, RUN = "/fer/data", "/fer/weights", "/fer/cache", "/fer/run"
+logger = logging.getLogger(__name__)
 CONTAINER_SPEC = "container-spec.json"   # the spec as the container sees it (mount points, not host paths)
 LABEL_RUN, LABEL_HARNESS = "fer-crossval.run", "fer-crossval.harness"
 
@@ -219,7 +221,7 @@ def reap_orphans(client: Any) -> None:
         owner = c.labels.get(LABEL_HARNESS, "")
         name, _, pid = owner.rpartition(":")
         if name == host and pid.isdigit() and not _alive(int(pid)):
-            say(f"removing orphaned container {c.name} ({c.labels.get(LABEL_RUN)}): its harness {owner} is gone")
+            logger.info(f"removing orphaned container {c.name} ({c.labels.get(LABEL_RUN)}): its harness {owner} is gone")
             c.remove(force=True)
 
 

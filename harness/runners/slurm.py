@@ -17,6 +17,7 @@ preempted job starts the same run again, which continues from last.pt (common/tr
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -41,6 +42,7 @@ from common.status import RunStatus
 from harness.plan import Planned, prepare
 from harness.runners.supervisor import gpu_env
 
+logger = logging.getLogger(__name__)
 SLURM_FILE = "slurm.json"
 # sacct states of a job that may still produce a result: its run is not submitted again.
 WAITING = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "CONFIGURING")
@@ -311,17 +313,17 @@ def run_slurm(planned: list[Planned], jobs: int | None = None, timeout: float | 
     refresh(planned)
     for p in planned:
         if p.state in (RunStatus.QUEUED, RunStatus.RUNNING):
-            print(f"{p.state:8s} {label(p)}: {p.note}", flush=True)
+            logger.info(f"{p.state:8s} {label(p)}: {p.note}")
     todo = [p for p in planned if p.todo]
     if not todo:
-        print("nothing to submit: every run is done, queued or running (make status shows them)", flush=True)
+        logger.info("nothing to submit: every run is done, queued or running (make status shows them)")
         return []
     prepared: list[tuple[Planned, Path]] = []
     for p in todo:
         try:
             prepared.append((p, prepare(p)))
         except RunLocked as e:
-            print(f"skipping {label(p)}: {e}", flush=True)
+            logger.info(f"skipping {label(p)}: {e}")
     if not prepared:
         return []
     folder = (results / "slurm").resolve()
@@ -365,11 +367,11 @@ def run_slurm(planned: list[Planned], jobs: int | None = None, timeout: float | 
         records.append({"run": label(p), **info})
     array_id = pending[0].job_id.split("_")[0]
     _slurm_cmd("scontrol", "release", array_id)
-    print(f"submitted {len(records)} run(s) as SLURM job array {array_id}"
-          + (f" on partition {partition}" if partition else "") + f" ({limit} min per run); "
-          "`make status` shows them, `make run` again collects the finished ones", flush=True)
+    logger.info(f"submitted {len(records)} run(s) as SLURM job array {array_id}"
+                + (f" on partition {partition}" if partition else "") + f" ({limit} min per run); "
+                "`make status` shows them, `make run` again collects the finished ones")
     if echo:
         for r in records:
-            print(f"  {r['job_id']:>12s}  {r['run']}", flush=True)
+            logger.info(f"  {r['job_id']:>12s}  {r['run']}")
     return records
 

@@ -8,6 +8,7 @@ so, stragglers are killed after a grace period, and the next sweep redoes them.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import signal
 import threading
@@ -27,12 +28,7 @@ from harness.plan import Planned, prepare
 INTERRUPT_GRACE_S = 30  # seconds a run gets after Ctrl-C to write its status before it is killed
 CONSOLE_TAIL = 5000     # console lines kept for a run that dies before writing its own run.log
 
-_print_lock = threading.Lock()
-
-
-def say(msg: str) -> None:
-    with _print_lock:
-        print(msg, flush=True)
+logger = logging.getLogger(__name__)
 
 
 def label(p: Planned) -> str:
@@ -141,7 +137,7 @@ class Supervisor:
         try:
             spec_path = prepare(p)
         except RunLocked as e:  # another sweep took the folder since it was planned: its run, not ours
-            say(f"[{name}] skipped: {e}")
+            logger.info(f"[{name}] skipped: {e}")
             return {"status": RunStatus.SKIPPED, "error_message": str(e)}
         log_path = p.run_dir / "run.log"
         timed_out = False
@@ -152,12 +148,12 @@ class Supervisor:
                       "error_message": f"the {self.launcher.name} runner could not start the run: {e}",
                       "finished": time.time()}
             atomic_write_json(p.run_dir / "status.json", status)
-            say(f"[{name}] finished (failed: {status['error_class']}: {status['error_message']})")
+            logger.info(f"[{name}] finished (failed: {status['error_class']}: {status['error_message']})")
             return status
         self._active[name] = launch
         if device is not None:
             shared = f" (shared by up to {self.gpu_share} runs)" if self.gpu_share > 1 else ""
-            say(f"[{name}] on GPU {device}{shared}")
+            logger.info(f"[{name}] on GPU {device}{shared}")
         timer = None
         try:
             if self.timeout:
@@ -173,7 +169,7 @@ class Supervisor:
             for line in launch.lines():
                 console.append(line)
                 if self.echo:
-                    say(f"[{name}] {line}")
+                    logger.info(f"[{name}] {line}")
             end = launch.wait()
             if console and not log_path.exists():
                 atomic_write_text(log_path, "\n".join(console) + "\n")
@@ -184,18 +180,18 @@ class Supervisor:
             launch.close()
         if end.returncode == EXIT_LOCKED and not timed_out:
             # The folder's lock was taken by another process: that process owns status.json.
-            say(f"[{name}] skipped: another process holds {p.run_dir / LOCK_NAME}")
+            logger.info(f"[{name}] skipped: another process holds {p.run_dir / LOCK_NAME}")
             return {"status": RunStatus.SKIPPED}
         status = finalize_status(p.run_dir, p.spec.hash, end, timed_out, self._interrupted.is_set())
         msg = status.get("status")
         if msg != RunStatus.DONE:
             msg += f": {status.get('error_class')}: {status.get('error_message')}"
-        say(f"[{name}] finished ({msg}) in {status.get('wall_s', '?')} s; log {log_path}")
+        logger.info(f"[{name}] finished ({msg}) in {status.get('wall_s', '?')} s; log {log_path}")
         return status
 
     def run(self, planned: list[Planned]) -> list[dict]:
         todo = [p for p in planned if p.todo]
-        say(f"{len(planned)} runs planned: {len(planned) - len(todo)} already done (skipped), {len(todo)} to run, "
+        logger.info(f"{len(planned)} runs planned: {len(planned) - len(todo)} already done (skipped), {len(todo)} to run, "
             f"{self.jobs} at a time ({self.launcher.name} runner)")
         if not todo:
             return []
@@ -218,10 +214,10 @@ class Supervisor:
                 for f in finished:
                     results.append(f.result())
                     finished_count += 1
-                    say(f"progress: {finished_count}/{len(todo)} runs finished")
+                    logger.info(f"progress: {finished_count}/{len(todo)} runs finished")
         except KeyboardInterrupt:
             self._interrupted.set()
-            say("interrupted: stopping running runs (finished runs are kept; the next sweep redoes the rest)")
+            logger.info("interrupted: stopping running runs (finished runs are kept; the next sweep redoes the rest)")
             self._stop_all()
             pool.shutdown(wait=True, cancel_futures=True)
             raise

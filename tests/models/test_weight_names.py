@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 from common import registry
-from common.backbones.pretrained import PRETRAINED_FILES
+from common.backbones.pretrained import IR50_FILE, LANDMARK_FILE
 
 
 @pytest.mark.parametrize("name, constant", [
@@ -21,4 +21,4 @@ def test_the_file_loaded_is_the_file_published(name: str, constant: str) -> None
 
 @pytest.mark.parametrize("name", ["poster", "posterpp"])
 def test_poster_models_load_the_shared_ir50_and_landmark_files(name: str) -> None:
-    assert tuple(registry.get_adapter(name).pretrained_files) == PRETRAINED_FILES
+    assert tuple(registry.get_adapter(name).pretrained_files) == (IR50_FILE, LANDMARK_FILE)
