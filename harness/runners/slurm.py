@@ -204,15 +204,24 @@ def sacct_states(job_ids: list[str]) -> dict[str, dict[str, str]]:
     if not job_ids:
         return {}
     arrays = sorted({j.split("_")[0] for j in job_ids})
-    out = _slurm_cmd("sacct", "-n", "-P", "-X", "-o", "JobID,State,ExitCode,Elapsed", "-j", ",".join(arrays))
-    states = {}
+    return parse_sacct(_slurm_cmd("sacct", "-n", "-P", "-X", "-o", "JobID,State,ExitCode,Elapsed",
+                                  "-j", ",".join(arrays)))
+
+
+def parse_sacct(out: str) -> dict[str, dict[str, str]]:
+    """`sacct -n -P -X -o JobID,State,ExitCode,Elapsed` -> {task id: {state, exit_code, elapsed}}."""
+    states, pending = {}, {}
     for line in out.splitlines():
         if line.count("|") != 3:
             continue
         job, state, code, elapsed = line.split("|")
-        for task in array_tasks(job):
-            states[task] = {"state": state.split()[0], "exit_code": code, "elapsed": elapsed}  # "CANCELLED by 0"
-    return states
+        row = {"state": state.split()[0], "exit_code": code, "elapsed": elapsed}  # "CANCELLED by 0"
+        tasks = array_tasks(job)
+        # A task's own row wins over the array's row of tasks not started yet: a pending task that is
+        # cancelled gets its own CANCELLED row while the array row may still list it as PENDING for a while.
+        for task in tasks:
+            (states if tasks == [job] else pending)[task] = row
+    return {**pending, **states}
 
 
 def array_tasks(job: str) -> list[str]:

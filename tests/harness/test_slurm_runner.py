@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runners.slurm import array_tasks, minutes, sbatch_options
+from harness.runners.slurm import array_tasks, minutes, parse_sacct, sbatch_options
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,3 +64,13 @@ def test_the_slurm_runner_and_status_are_torch_free() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH="."),
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("rows", [["7_[1]|PENDING|0:0|00:00:00", "7_1|CANCELLED by 0|0:0|00:00:00"],
+                                  ["7_1|CANCELLED by 0|0:0|00:00:00", "7_[1]|PENDING|0:0|00:00:00"]])
+def test_a_task_row_wins_over_the_pending_array_row(rows) -> None:
+    """A pending array task that is cancelled gets its own row while the array's row of unstarted tasks may
+    still list it for a while: whatever the order, the task's own state is the one reported."""
+    states = parse_sacct("\n".join(["7_0|RUNNING|0:0|00:00:05", *rows, "garbage"]))
+    assert states == {"7_0": {"state": "RUNNING", "exit_code": "0:0", "elapsed": "00:00:05"},
+                      "7_1": {"state": "CANCELLED", "exit_code": "0:0", "elapsed": "00:00:00"}}
