@@ -75,16 +75,22 @@ def source_pixels(n: int, h: int, w: int, device: torch.device | None = None, *,
     return pixel, inside.expand(n, h, w)
 
 
+def pixel_words(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [n, c<=4, h, w] as one int32 word per pixel [n * h * w] (channels + pad bytes): one index
+    per pixel reads all its channels, a third of the indices of a per-channel gather."""
+    n, c, h, w = x.shape
+    words = torch.zeros((n, h, w, 4), dtype=torch.uint8, device=x.device)
+    words[..., :c] = x.permute(0, 2, 3, 1)
+    return words.view(torch.int32).flatten()
+
+
 def take_pixels(x: torch.Tensor, pixel: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     """Image k of the result takes, at every position, pixel `pixel[k]` of image k of `x` [n, c, h, w]
     (any memory layout, any dtype), or 0 where `inside` is False."""
     n, c, h, w = x.shape
     pixel = pixel + (torch.arange(n, device=x.device) * (h * w))[:, None, None]
     if x.dtype == torch.uint8 and c <= 4:
-        # One 4-byte word per pixel (RGB + a pad byte): a third of the indices of a per-channel take.
-        words = torch.zeros((n, h, w, 4), dtype=torch.uint8, device=x.device)
-        words[..., :c] = x.permute(0, 2, 3, 1)
-        out = torch.take(words.view(torch.int32), pixel).masked_fill_(~inside, 0)
+        out = torch.take(pixel_words(x), pixel).masked_fill_(~inside, 0)
         return out.view(torch.uint8).view(n, h, w, 4)[..., :c].permute(0, 3, 1, 2)
     planes = x.permute(1, 0, 2, 3).reshape(c, n * h * w)  # per channel, every image's pixels in a row
     return planes[:, pixel].masked_fill_(~inside, 0).permute(1, 0, 2, 3)
