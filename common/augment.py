@@ -50,50 +50,44 @@ def source_pixels(n: int, h: int, w: int, device: torch.device | None = None, *,
     once (take_pixels), instead of a padded copy, a rotated copy and a flipped copy. Rounding is
     half to even, as grid_sample's nearest mode. Float arithmetic is exact at these sizes and far
     cheaper than int64 on CPU."""
-    # Rows stay [., h, 1] and columns [., 1, w] until a step mixes them: most of the arithmetic is
-    # then on h + w values per sample, not h * w.
-    p = torch.arange(h, device=device, dtype=torch.float32)[None, :, None]
-    q = torch.arange(w, device=device, dtype=torch.float32)[None, None, :]
-    inside = None
-    if top is not None:  # crop window (top, left) of the zero-padded image: shift, outside is padding
-        p = p + (top.to(device=device, dtype=torch.float32) - padding)[:, None, None]
-        q = q + (left.to(device=device, dtype=torch.float32) - padding)[:, None, None]
-        inside = ((p >= 0) & (p < h)) & ((q >= 0) & (q < w))
+    # Rows stay [n, h, 1] and columns [n, 1, w] until the rotation mixes them, so without one every
+    # step costs h + w values per sample, not h * w; with one, the map costs a dozen passes of h * w.
+    f32 = {"device": device, "dtype": torch.float32}
+    p = torch.arange(h, **f32)[None, :, None].expand(n, h, 1)
+    q = torch.arange(w, **f32)[None, None, :].expand(n, 1, w)
+    if top is not None:  # crop window (top, left) of the zero-padded image: shift; the padding is no pixel
+        p = p + (top.to(**f32) - padding)[:, None, None]
+        q = q + (left.to(**f32) - padding)[:, None, None]
+        # A row or column of padding moves far outside the image, where the validity test below
+        # finds it; a rotation cannot bring it back (it keeps distances to the centre).
+        far = float(4 * (h + w))
+        p = p.masked_fill((p < 0) | (p >= h), far)
+        q = q.masked_fill((q < 0) | (q >= w), far)
     if angles is not None:  # the inverse rotation about the image centre; y points down, hence the signs
-        theta = angles.to(device=device, dtype=torch.float32) * (math.pi / 180)
+        theta = angles.to(**f32) * (math.pi / 180)
         cos, sin = torch.cos(theta)[:, None, None], torch.sin(theta)[:, None, None]
         ys, xs = p + (0.5 - h / 2), q + (0.5 - w / 2)
         q = (cos * xs - sin * ys).add_(w / 2 - 0.5).round_()
         p = (sin * xs + cos * ys).add_(h / 2 - 0.5).round_()
-        rotated = (q >= 0) & (q < w) & (p >= 0) & (p < h)
-        inside = rotated if inside is None else inside & rotated
     if flip is not None:
         q = torch.where(flip.to(device)[:, None, None], (w - 1) - q, q)
-    pixel = (p.clamp(0, h - 1) * w + q.clamp(0, w - 1)).long().expand(n, h, w)
-    if inside is None:
-        inside = torch.ones((n, h, w), dtype=torch.bool, device=device)
-    return pixel, inside.expand(n, h, w)
-
-
-def pixel_words(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [n, c<=4, h, w] as one int32 word per pixel [n * h * w] (channels + pad bytes): one index
-    per pixel reads all its channels, a third of the indices of a per-channel gather."""
-    n, c, h, w = x.shape
-    words = torch.zeros((n, h, w, 4), dtype=torch.uint8, device=x.device)
-    words[..., :c] = x.permute(0, 2, 3, 1)
-    return words.view(torch.int32).flatten()
+    pc, qc = p.clamp(0, h - 1), q.clamp(0, w - 1)
+    inside = (pc == p) & (qc == q)
+    pixel = (pc.long() * w + qc.long()) if angles is None else torch.add(qc, pc, alpha=w).long()
+    return pixel.expand(n, h, w), inside.expand(n, h, w)
 
 
 def take_pixels(x: torch.Tensor, pixel: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     """Image k of the result takes, at every position, pixel `pixel[k]` of image k of `x` [n, c, h, w]
-    (any memory layout, any dtype), or 0 where `inside` is False."""
+    (any dtype), or 0 where `inside` is False; contiguous NCHW. One gather over every channel plane
+    at once (the index is broadcast over the channels, not copied)."""
     n, c, h, w = x.shape
-    pixel = pixel + (torch.arange(n, device=x.device) * (h * w))[:, None, None]
-    if x.dtype == torch.uint8 and c <= 4:
-        out = torch.take(pixel_words(x), pixel).masked_fill_(~inside, 0)
-        return out.view(torch.uint8).view(n, h, w, 4)[..., :c].permute(0, 3, 1, 2)
-    planes = x.permute(1, 0, 2, 3).reshape(c, n * h * w)  # per channel, every image's pixels in a row
-    return planes[:, pixel].masked_fill_(~inside, 0).permute(1, 0, 2, 3)
+    planes = x.reshape(n, c, h * w)  # a view for NCHW memory (the decoded cache's layout)
+    out = torch.gather(planes, 2, pixel.reshape(n, 1, h * w).expand(n, c, h * w))
+    keep = inside.reshape(n, 1, h * w)
+    # Multiplying by the mask is one cheap pass for bytes; for floats it would turn -x * 0 into -0.0.
+    out = out.mul_(keep) if x.dtype == torch.uint8 else out.masked_fill_(~keep, 0)
+    return out.view(n, c, h, w)
 
 
 def rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
@@ -134,9 +128,9 @@ def erase(x: torch.Tensor, p: float, scale: tuple[float, float]) -> torch.Tensor
     top, left, eh, ew, valid = erase_boxes(b, h, w, scale, x.device)
     valid &= torch.rand(b, device=x.device) < p
     # One slice assignment per erased image: far cheaper than a [B, H, W] mask over the batch.
-    for k in valid.nonzero().flatten().tolist():
-        t, l = int(top[k]), int(left[k])
-        x[k, :, t:t + int(eh[k]), l:l + int(ew[k])] = 0
+    for k, (on, t, l, dh, dw) in enumerate(zip(*(v.tolist() for v in (valid, top, left, eh, ew)))):
+        if on:
+            x[k, :, t:t + dh, l:l + dw] = 0
     return x
 
 
@@ -170,10 +164,11 @@ class BatchAugment:
             offsets = crop_offsets(n, self.crop_padding, dev) if self.crop_padding else None
         std = torch.tensor(self.std, device=dev).view(1, 3, 1, 1)
         scale, shift = 1 / (255 * std), torch.tensor(self.mean, device=dev).view(1, 3, 1, 1) / std
-        # Geometry on a uint8 copy of the batch in its own layout (a plain memory copy), then ONE pass
-        # to float32 NCHW (also undoing the cache's channels-last layout): moving bytes before the
-        # conversion is a quarter of the traffic of moving floats after it.
-        x = images.clone()
+        # Geometry on a uint8 copy of the batch, then ONE pass to float32: moving bytes before the
+        # conversion is a quarter of the traffic of moving floats after it. NCHW (the decoded cache's
+        # layout) makes every copy here a contiguous one.
+        src = images.contiguous()
+        x = src.clone()
         picked = chosen.nonzero().flatten()
         if len(picked):  # flip, rotation and crop of the chosen images as one gather of their pixels
             where = source_pixels(len(picked), h, w, dev, flip=flip[picked] if self.hflip else None,
@@ -181,10 +176,10 @@ class BatchAugment:
                                   top=offsets[0][picked] if offsets is not None else None,
                                   left=offsets[1][picked] if offsets is not None else None,
                                   padding=self.crop_padding)
-            for k, image in zip(picked.tolist(), take_pixels(images[picked], *where)):
+            for k, image in zip(picked.tolist(), take_pixels(src.index_select(0, picked), *where)):
                 x[k] = image  # per image: a strided index_put over the batch is several times slower
         for k in (flip & ~chosen).nonzero().flatten().tolist():  # per image: cheaper than a masked copy
-            x[k] = images[k].flip(-1)
+            x[k] = src[k].flip(-1)
         out = x.to(torch.float32, memory_format=torch.contiguous_format)
         out.mul_(scale).sub_(shift)
         if self.erasing > 0:

@@ -12,6 +12,8 @@ values as text), in one process, side by side and with the same worker count:
   them), then the batched tensor augmentation (common/augment.py) on the training device;
 - the suite's loader alone (uint8 batches, augmentation left to the device): what the CPU has to
   deliver when the augmentation runs on a GPU;
+- the float32 floor (FER2013): the suite's loader plus the conversion to normalised float32 and nothing
+  else, the least any data path that hands the model float32 batches of this size must spend;
 - the compute ceiling: training steps on one in-memory batch (no data loading at all);
 - end to end: training steps fed by the suite's loader, augmentation inside the clock.
 
@@ -212,7 +214,7 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
     import torchvision
 
     from common import cache, config, registry
-    from common.augment import batch_collate
+    from common.augment import BatchAugment, batch_collate
     from common.data import PoolDataset
     from common.datasets.base import Pool
     from common.datasets.fer2013 import parse_pixels
@@ -232,6 +234,7 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
     # The suite's path as a run takes it: batched (RandAugment included): the loader reads uint8 batches
     # and the training process augments them on its device.
     collate, on_device = batch_collate(None), batch_train_transform(spec, cfg)
+    normalise_only = BatchAugment(mean=tuple(spec.mean), std=tuple(spec.std), hflip=False)
     out: dict[str, Any] = {"model": model, "image_size": size, "batch_size": batch, "workers": workers,
                            "n_jpeg": n_jpeg, "n_fer2013": n_fer,
                            "threads": threads, "device": str(device), "augment": {k: cfg["augment"][k] for k in
@@ -268,9 +271,11 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
         log("FER2013: reference-style loader (text row parsed per sample) and this suite's data path, alternating")
         rates = paired_images_per_s({"reference": (_loader(ReferenceFer(rows, fer_labels, per_image), batch, workers), None),
                                      "suite": (_loader(fer_suite, batch, suite_workers, collate), on_device),
-                                     "loader": (_loader(fer_suite, batch, suite_workers, collate), None)}, device)
+                                     "loader": (_loader(fer_suite, batch, suite_workers, collate), None),
+                                     "floor": (_loader(fer_suite, batch, suite_workers, collate), normalise_only)},
+                                    device)
         out["fer2013_reference_ips"], out["fer2013_suite_ips"] = rates["reference"], rates["suite"]
-        out["fer2013_suite_loader_ips"] = rates["loader"]
+        out["fer2013_suite_loader_ips"], out["fer2013_float_floor_ips"] = rates["loader"], rates["floor"]
 
         log(f"{model}: compute ceiling (one in-memory batch) and end to end (fed by the suite's loader), "
             f"{steps} steps each, alternating")
@@ -284,6 +289,8 @@ def measure(model: str, size: int | None, batch: int, workers: int, threads: int
     out["data_ratio_jpeg"] = out["jpeg_suite_ips"] / out["jpeg_reference_ips"]
     out["data_ratio_fer2013"] = out["fer2013_suite_ips"] / out["fer2013_reference_ips"]
     out["end_to_end_over_ceiling"] = out["end_to_end_ips"] / out["compute_ceiling_ips"]
+    # The most data_ratio_fer2013 could be on this device if flip, rotation, crop and erasing cost nothing.
+    out["floor_ratio_fer2013"] = out["fer2013_float_floor_ips"] / out["fer2013_reference_ips"]
     out = {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
     out["versions"] = {"python": platform.python_version(), "torch": torch.__version__,
                        "torchvision": torchvision.__version__, "numpy": np.__version__, "cuda": torch.version.cuda}

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 class PoolDataset(Dataset):
     """Samples `indices` of `pool`; returns (image tensor, label, pool index).
 
-    `images`: the pool's decoded cache (uint8 [len(pool), S, S, 3]) or None. `transform` maps the
+    `images`: the pool's decoded cache (uint8 [len(pool), 3, S, S]) or None. `transform` maps the
     sample's PIL image to a tensor; None returns the uint8 [3, S, S] tensor for batched augmentation
     (then `resize` turns an uncached image into the cached size first)."""
 
@@ -40,29 +40,31 @@ class PoolDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _array(self, idx: int) -> np.ndarray:
+    def _planes(self, idx: int) -> torch.Tensor:
+        """uint8 [3, S, S] of pool image `idx`."""
         if self.images is not None:
-            return np.array(self.images[idx])  # a copy: the memory map is read-only
-        return np.asarray(self.resize(self.pool.image(idx)), dtype=np.uint8)
+            return torch.from_numpy(np.array(self.images[idx]))  # a copy: the memory map is read-only
+        return torch.from_numpy(np.asarray(self.resize(self.pool.image(idx)), dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
     def __getitems__(self, items: list[int]) -> list | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A whole batch at once (the DataLoader calls this when it exists). From the decoded cache
-        without a per-image transform: one fancy-indexed read of the memory map, uint8 [B, 3, S, S]
-        (channels-last strides), instead of B Python-level samples pickled one by one."""
+        without a per-image transform: one fancy-indexed read of the memory map, uint8 [B, 3, S, S],
+        instead of B Python-level samples pickled one by one."""
         if self.transform is not None or self.images is None:
             return [self[i] for i in items]
         idx = self.indices[np.asarray(items, dtype=np.int64)]
-        images = torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2)
+        images = torch.from_numpy(self.images[idx])
         return images, torch.from_numpy(self.pool.labels[idx]), torch.from_numpy(idx)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         idx = int(self.indices[i])
         label = int(self.pool.labels[idx])
         if self.transform is None:
-            return torch.from_numpy(self._array(idx)).permute(2, 0, 1).contiguous(), label, idx
+            return self._planes(idx), label, idx
         # The cached array is what the transform's own Resize would produce, and Resize to the size
         # an image already has returns it unchanged: the same pixels reach the augmentation either way.
-        image = Image.fromarray(np.asarray(self.images[idx])) if self.images is not None else self.pool.image(idx)
+        image = (Image.fromarray(np.ascontiguousarray(self.images[idx].transpose(1, 2, 0))) if self.images is not None
+                 else self.pool.image(idx))
         return self.transform(image), label, idx
 
 

@@ -30,8 +30,6 @@ from typing import Callable
 
 import torch
 
-from common.augment import pixel_words
-
 LEVEL_DENOM = 10.0  # timm's _LEVEL_DENOM: magnitudes are out of 10
 
 # The affine ops: resampled (bilinear or bicubic), the uncovered area filled.
@@ -223,6 +221,15 @@ def cubic_weights(d: torch.Tensor) -> list[torch.Tensor]:
     d2 = d * d
     d3 = d2 * d
     return [-d + 2 * d2 - d3, 1 - 2 * d2 + d3, d + d2 - d3, d3 - d2]
+
+
+def pixel_words(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [n, c<=4, h, w] as one int32 word per pixel [n * h * w] (channels + pad bytes): one index
+    per pixel reads all its channels, a third of the indices of a per-channel gather."""
+    n, c, h, w = x.shape
+    words = torch.zeros((n, h, w, 4), dtype=torch.uint8, device=x.device)
+    words[..., :c] = x.permute(0, 2, 3, 1)
+    return words.view(torch.int32).flatten()
 
 
 def affine(x: torch.Tensor, matrices: torch.Tensor, bicubic: bool, fill: tuple[int, ...]) -> torch.Tensor:

@@ -41,9 +41,9 @@ def test_cached_pixels_are_what_the_per_image_path_decodes(tmp_path: Path) -> No
     resize = resize_op(SPEC, 40)
     logs: list[str] = []
     images = decoded_images(pool, 40, "bicubic", resize, log=logs.append, root=tmp_path / "cache")
-    assert images.shape == (12, 40, 40, 3) and images.dtype == np.uint8
+    assert images.shape == (12, 3, 40, 40) and images.dtype == np.uint8  # planes, as the model reads them
     for i in range(len(pool)):
-        assert np.array_equal(images[i], np.asarray(resize(pool.image(i))))
+        assert np.array_equal(images[i].transpose(1, 2, 0), np.asarray(resize(pool.image(i))))
     assert any("built" in line for line in logs)
     # A second call reads the finished folder, memory-mapped, without building.
     logs.clear()
@@ -63,7 +63,7 @@ def test_the_key_follows_content_size_interpolation_and_exclusions(tmp_path: Pat
     assert content_key(kept, 40, "bicubic") != key
     images = decoded_images(kept, 40, "bicubic", resize_op(SPEC, 40), log=lambda _: None, root=tmp_path / "cache")
     assert images.shape[0] == len(pool) - 1
-    assert np.array_equal(images[0], np.asarray(resize_op(SPEC, 40)(pool.image(1))))
+    assert np.array_equal(images[0].transpose(1, 2, 0), np.asarray(resize_op(SPEC, 40)(pool.image(1))))
     # A re-written image (new size, new mtime) is a new key: the stale cache is not read.
     Image.fromarray(np.zeros((60, 60, 3), dtype=np.uint8)).save(pool.paths[3], quality=50)
     os.utime(pool.paths[3], ns=(1, 1))

@@ -22,13 +22,16 @@ def test_bench_measures_side_by_side_and_writes_the_json(tmp_path: Path) -> None
     (run,) = json.loads((tmp_path / "bench" / "bench.json").read_text())["runs"]
     assert run["model"] == "tiny" and run["image_size"] == 32 and run["workers"] == 1 and run["device"] == "cpu"
     for key in ("jpeg_reference_ips", "jpeg_suite_ips", "fer2013_reference_ips", "fer2013_suite_ips",
-                "compute_ceiling_ips", "end_to_end_ips"):
+                "compute_ceiling_ips", "end_to_end_ips", "fer2013_float_floor_ips"):
         assert run[key] > 0, key
+    # The floor (conversion only) is never slower than the full augmentation on the same batches.
+    assert run["floor_ratio_fer2013"] >= 0.8 * run["data_ratio_fer2013"]
     assert abs(run["data_ratio_jpeg"] - run["jpeg_suite_ips"] / run["jpeg_reference_ips"]) < 0.01
     assert abs(run["end_to_end_over_ceiling"] - run["end_to_end_ips"] / run["compute_ceiling_ips"]) < 0.01
     assert run["targets"]["data_ratio_fer2013"]["target"] == 20.0
     assert run["versions"]["torch"] and run["threads"] == 1
     assert "| suite data path, JPEG |" in done.stdout and "data_ratio_jpeg" in done.stdout
+    assert "floor: with augmentation costing nothing" in done.stdout
 
 
 def test_the_harness_with_bench_imports_without_torch() -> None:
