@@ -108,9 +108,9 @@ def erase_boxes(n: int, h: int, w: int, scale: tuple[float, float],
     """RandomErasing.get_params per sample: up to ERASE_ATTEMPTS tries of area U(scale) and log-uniform
     aspect ratio; the first box that fits wins; a sample with none keeps its image (valid False)."""
     area = h * w
-    log_ratio = torch.log(torch.tensor(ERASE_RATIO, device=device))
+    log_ratio = torch.log(torch.tensor(ERASE_RATIO)).tolist()  # float32 logs, as torchvision; on the host: no sync
     target = area * torch.empty(n, ERASE_ATTEMPTS, device=device).uniform_(scale[0], scale[1])
-    aspect = torch.exp(torch.empty(n, ERASE_ATTEMPTS, device=device).uniform_(float(log_ratio[0]), float(log_ratio[1])))
+    aspect = torch.exp(torch.empty(n, ERASE_ATTEMPTS, device=device).uniform_(*log_ratio))
     eh = torch.round(torch.sqrt(target * aspect)).long()
     ew = torch.round(torch.sqrt(target / aspect)).long()
     fits = (eh < h) & (ew < w)
@@ -122,11 +122,19 @@ def erase_boxes(n: int, h: int, w: int, scale: tuple[float, float],
     return top, left, eh, ew, valid
 
 
-def erase(x: torch.Tensor, p: float, scale: tuple[float, float]) -> torch.Tensor:
-    """RandomErasing(p, scale, value=0) on each image of a float batch, in place (returned)."""
+def erase(x: torch.Tensor, p: float, scale: tuple[float, float], masked: bool = False) -> torch.Tensor:
+    """RandomErasing(p, scale, value=0) on each image of a float batch, in place (returned).
+    `masked`: one box mask over the whole batch (a few kernels, no host sync: for a GPU) instead of
+    one slice per erased image (less work on a CPU); the two erase the same pixels."""
     b, _, h, w = x.shape
     top, left, eh, ew, valid = erase_boxes(b, h, w, scale, x.device)
     valid &= torch.rand(b, device=x.device) < p
+    if masked:
+        rows = torch.arange(h, device=x.device)[None, :]
+        cols = torch.arange(w, device=x.device)[None, :]
+        in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None]) & valid[:, None]
+        in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])
+        return x.masked_fill_(in_rows[:, None, :, None] & in_cols[:, None, None, :], 0)
     # One slice assignment per erased image: far cheaper than a [B, H, W] mask over the batch.
     for k, (on, t, l, dh, dw) in enumerate(zip(*(v.tolist() for v in (valid, top, left, eh, ew)))):
         if on:
@@ -146,10 +154,16 @@ class BatchAugment:
     crop_padding: int = 0
     erasing: float = 0.0
     erasing_scale: tuple[float, float] = (0.02, 0.33)
+    # How the pixels are moved; both give the same batch. True: the whole batch as one index map (images
+    # not drawn for the geometry get 0 degrees and the centred crop, so only their flip) and erasing as
+    # one mask: a fixed handful of kernels and no host sync, what a GPU wants. False: the map only for
+    # the images drawn for the geometry and a copy per flipped or erased image, several times less work
+    # on a CPU. None: True on CUDA, False elsewhere.
+    whole_batch: bool | None = None
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        # Geometry on uint8 and only on the samples drawn for it (nearest rotation and integer crops
-        # move pixels without making new values), Normalize as one multiply-add over the float batch
+        # Geometry on uint8 (nearest rotation and integer crops move pixels without making new
+        # values), Normalize as one multiply-add over the float batch
         # (equal to ToTensor + Normalize up to float rounding). The caller's batch is never written to.
         n, c, h, w = images.shape
         dev = images.device
@@ -168,10 +182,33 @@ class BatchAugment:
         # conversion is a quarter of the traffic of moving floats after it. NCHW (the decoded cache's
         # layout) makes every copy here a contiguous one.
         src = images.contiguous()
+        whole = dev.type == "cuda" if self.whole_batch is None else self.whole_batch
+        if whole:
+            if angles is not None:
+                angles = torch.where(chosen, angles, 0.0)
+            if offsets is not None:
+                offsets = tuple(torch.where(chosen, o, self.crop_padding) for o in offsets)
+            x = take_pixels(src, *source_pixels(n, h, w, dev, flip=flip if self.hflip else None, angles=angles,
+                                                top=offsets[0] if offsets is not None else None,
+                                                left=offsets[1] if offsets is not None else None,
+                                                padding=self.crop_padding))
+        else:
+            x = self._picked_and_flipped(src, flip, chosen, angles, offsets)
+        out = x.to(torch.float32, memory_format=torch.contiguous_format)
+        out.mul_(scale).sub_(shift)
+        if self.erasing > 0:
+            out = erase(out, self.erasing, self.erasing_scale, masked=whole)
+        return out
+
+    def _picked_and_flipped(self, src: torch.Tensor, flip: torch.Tensor, chosen: torch.Tensor,
+                            angles: torch.Tensor | None, offsets: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """A uint8 copy of `src` with the chosen images mapped (flip, rotation, crop as one gather of
+        their pixels) and the other flipped ones flipped, image by image."""
+        n, c, h, w = src.shape
         x = src.clone()
         picked = chosen.nonzero().flatten()
-        if len(picked):  # flip, rotation and crop of the chosen images as one gather of their pixels
-            where = source_pixels(len(picked), h, w, dev, flip=flip[picked] if self.hflip else None,
+        if len(picked):
+            where = source_pixels(len(picked), h, w, src.device, flip=flip[picked] if self.hflip else None,
                                   angles=angles[picked] if angles is not None else None,
                                   top=offsets[0][picked] if offsets is not None else None,
                                   left=offsets[1][picked] if offsets is not None else None,
@@ -180,11 +217,7 @@ class BatchAugment:
                 x[k] = image  # per image: a strided index_put over the batch is several times slower
         for k in (flip & ~chosen).nonzero().flatten().tolist():  # per image: cheaper than a masked copy
             x[k] = src[k].flip(-1)
-        out = x.to(torch.float32, memory_format=torch.contiguous_format)
-        out.mul_(scale).sub_(shift)
-        if self.erasing > 0:
-            out = erase(out, self.erasing, self.erasing_scale)
-        return out
+        return x
 
 
 def batch_collate(augment: Callable[[torch.Tensor], torch.Tensor] | None):

@@ -137,3 +137,36 @@ def test_one_gather_equals_flip_then_rotation_then_padded_crop_as_torchvision() 
     before = img.clone()
     BatchAugment(mean=(0.5,) * 3, std=(0.5,) * 3, random_apply_p=1.0, rotation=20, crop_padding=4, erasing=1.0)(img)
     assert torch.equal(img, before)
+
+
+@pytest.mark.parametrize("recipe", [
+    {"hflip": True},
+    {"hflip": False, "random_apply_p": 0.4, "crop_padding": 4},
+    {"hflip": True, "random_apply_p": 0.3, "rotation": 20, "crop_padding": 4, "erasing": 0.5},
+    {"hflip": True, "random_apply_p": 1.0, "rotation": 45, "erasing": 1.0, "erasing_scale": (0.02, 0.25)},
+])
+def test_whole_batch_and_per_image_strategies_give_the_same_batch(recipe: dict) -> None:
+    """The GPU's strategy (one index map and one erasing mask over the whole batch) and the CPU's (the
+    map for the chosen images only, a copy per flipped or erased image) draw the same parameters and
+    must move and erase the same pixels, so a run's batches do not depend on the device's strategy."""
+    x = torch.randint(0, 256, (48, 3, 40, 40), dtype=torch.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        per_image = BatchAugment(mean=mean, std=std, whole_batch=False, **recipe)(x)
+        torch.manual_seed(seed)
+        whole = BatchAugment(mean=mean, std=std, whole_batch=True, **recipe)(x)
+        assert torch.equal(per_image, whole), (recipe, seed, (per_image != whole).sum().item())
+    # The strategies differ in how, not what: the batch is augmented at all.
+    assert not torch.equal(whole, BatchAugment(mean=mean, std=std, hflip=False)(x))
+
+
+def test_masked_erasing_erases_the_boxes_the_slices_erase() -> None:
+    x = torch.randn(64, 3, 30, 30)
+    torch.manual_seed(5)
+    sliced = erase(x.clone(), 0.6, (0.02, 0.33))
+    torch.manual_seed(5)
+    masked = erase(x.clone(), 0.6, (0.02, 0.33), masked=True)
+    assert torch.equal(sliced, masked)
+    erased = (masked == 0).flatten(1).any(1).float().mean().item()
+    assert 0.4 < erased < 0.8
