@@ -77,16 +77,18 @@ def source_pixels(n: int, h: int, w: int, device: torch.device | None = None, *,
     return pixel.expand(n, h, w), inside.expand(n, h, w)
 
 
-def take_pixels(x: torch.Tensor, pixel: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
-    """Image k of the result takes, at every position, pixel `pixel[k]` of image k of `x` [n, c, h, w]
-    (any dtype), or 0 where `inside` is False; contiguous NCHW. One gather over every channel plane
-    at once (the index is broadcast over the channels, not copied)."""
+def take_pixels(x: torch.Tensor, pixel: torch.Tensor, inside: torch.Tensor | None = None) -> torch.Tensor:
+    """Image k of the result takes, at every position, pixel `pixel[k]` (flat index y * w + x) of image
+    k of `x` [n, c, h, w] (any dtype), or 0 where `inside` is False (None: every source exists);
+    contiguous NCHW. One gather over every channel plane at once (the index is broadcast over the
+    channels, not copied)."""
     n, c, h, w = x.shape
     planes = x.reshape(n, c, h * w)  # a view for NCHW memory (the decoded cache's layout)
     out = torch.gather(planes, 2, pixel.reshape(n, 1, h * w).expand(n, c, h * w))
-    keep = inside.reshape(n, 1, h * w)
-    # Multiplying by the mask is one cheap pass for bytes; for floats it would turn -x * 0 into -0.0.
-    out = out.mul_(keep) if x.dtype == torch.uint8 else out.masked_fill_(~keep, 0)
+    if inside is not None:
+        keep = inside.reshape(n, 1, h * w)
+        # Multiplying by the mask is one cheap pass for bytes; for floats it would turn -x * 0 into -0.0.
+        out = out.mul_(keep) if x.dtype == torch.uint8 else out.masked_fill_(~keep, 0)
     return out.view(n, c, h, w)
 
 

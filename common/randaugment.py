@@ -30,6 +30,8 @@ from typing import Callable
 
 import torch
 
+from common.augment import take_pixels
+
 LEVEL_DENOM = 10.0  # timm's _LEVEL_DENOM: magnitudes are out of 10
 
 # The affine ops: resampled (bilinear or bicubic), the uncovered area filled.
@@ -223,15 +225,6 @@ def cubic_weights(d: torch.Tensor) -> list[torch.Tensor]:
     return [-d + 2 * d2 - d3, 1 - 2 * d2 + d3, d + d2 - d3, d3 - d2]
 
 
-def pixel_words(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [n, c<=4, h, w] as one int32 word per pixel [n * h * w] (channels + pad bytes): one index
-    per pixel reads all its channels, a third of the indices of a per-channel gather."""
-    n, c, h, w = x.shape
-    words = torch.zeros((n, h, w, 4), dtype=torch.uint8, device=x.device)
-    words[..., :c] = x.permute(0, 2, 3, 1)
-    return words.view(torch.int32).flatten()
-
-
 def affine(x: torch.Tensor, matrices: torch.Tensor, bicubic: bool, fill: tuple[int, ...]) -> torch.Tensor:
     """Image.transform(AFFINE, matrix, BILINEAR or BICUBIC, fillcolor=fill) for each image of x uint8
     [n, c, h, w] and its float64 matrix [n, 6], as Pillow computes it: sample at pixel centres; a source
@@ -251,20 +244,17 @@ def affine(x: torch.Tensor, matrices: torch.Tensor, bicubic: bool, fill: tuple[i
     outside = (sx < 0) | (sx >= w) | (sy < 0) | (sy >= h)
     sx, sy = sx - 0.5, sy - 0.5
     x0, y0 = torch.floor(sx), torch.floor(sy)
-    dx, dy = (sx - x0)[..., None].float(), (sy - y0)[..., None].float()  # [n, h, w, 1]: over the channels
+    dx, dy = (sx - x0)[:, None].float(), (sy - y0)[:, None].float()  # [n, 1, h, w]: over the channels
     x0, y0 = x0.long(), y0.long()
-    words = pixel_words(x)
-    base = (torch.arange(n, device=dev) * (h * w))[:, None, None]
     taps = range(-1, 3) if bicubic else range(0, 2)
     cols = [(x0 + i).clamp_(0, w - 1) for i in taps]
 
-    def tap(j: int, col: torch.Tensor) -> torch.Tensor:  # [n, h, w, c] float32
-        r = (y0 + j).clamp_(0, h - 1).mul_(w).add_(base)
-        return torch.take(words, r + col).view(torch.uint8).view(n, h, w, 4)[..., :c].float()
+    def tap(j: int, col: torch.Tensor) -> torch.Tensor:  # [n, c, h, w] float32
+        return take_pixels(x, (y0 + j).clamp_(0, h - 1).mul_(w).add_(col)).float()
 
     if bicubic:
         wx, wy = cubic_weights(dx), cubic_weights(dy)
-        v = torch.zeros((n, h, w, c), device=dev)
+        v = torch.zeros((n, c, h, w), device=dev)
         for j, wj in zip(taps, wy):
             v += wj * sum(wi * tap(j, col) for wi, col in zip(wx, cols))
         v.clamp_(0, 255)
@@ -272,8 +262,8 @@ def affine(x: torch.Tensor, matrices: torch.Tensor, bicubic: bool, fill: tuple[i
         (a0, a1), (b0, b1) = [tap(0, col) for col in cols], [tap(1, col) for col in cols]
         v1, v2 = a0 + (a1 - a0) * dx, b0 + (b1 - b0) * dx
         v = v1 + (v2 - v1) * dy
-    out = torch.where(outside[..., None], torch.tensor(fill, dtype=torch.uint8, device=dev), v.to(torch.uint8))
-    return out.permute(0, 3, 1, 2).contiguous()
+    fill_pixel = torch.tensor(fill, dtype=torch.uint8, device=dev).view(1, -1, 1, 1)
+    return torch.where(outside[:, None], fill_pixel, v.to(torch.uint8))
 
 
 # ------------------------------------------------------------------------------------------------ the op set
