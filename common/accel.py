@@ -45,6 +45,12 @@ def amp_dtype(tcfg: dict[str, Any]) -> torch.dtype:
     return AMP_DTYPES[name]
 
 
+def autocast_dtype(tcfg: dict[str, Any], device: torch.device) -> torch.dtype | None:
+    """The dtype a run computes in under autocast, in training and in evaluation alike: None when
+    `train.amp` is off or the device is not CUDA."""
+    return amp_dtype(tcfg) if tcfg["amp"] and device.type == "cuda" else None
+
+
 def needs_scaler(amp: bool, tcfg: dict[str, Any]) -> bool:
     """Loss scaling is for float16's narrow range only; bfloat16 does without."""
     return amp and amp_dtype(tcfg) == torch.float16

@@ -176,11 +176,11 @@ def _build_task(spec: RunSpec, adapter: Any, n_classes: int, counts: Any, status
     return task
 
 
-def _test_and_record(task: Any, test_loader: Any, pool: Any, run_dir: Path, device: Any, amp: bool) -> float:
+def _test_and_record(task: Any, test_loader: Any, pool: Any, run_dir: Path, device: Any, amp_dtype: Any) -> float:
     """Predict the test fold once, with the selected checkpoint: predictions.csv, metrics.json, accuracy."""
     from common.train import predict
 
-    idx, labels, logits = predict(task, test_loader, device, amp)
+    idx, labels, logits = predict(task, test_loader, device, amp_dtype)
     write_predictions(run_dir / "predictions.csv", pool.ids, idx, labels, logits, pool.class_names)
     metrics = compute(labels, logits.argmax(1), len(pool.class_names))
     atomic_write_json(run_dir / "metrics.json", {**metrics, "class_names": pool.class_names})
@@ -190,7 +190,7 @@ def _test_and_record(task: Any, test_loader: Any, pool: Any, run_dir: Path, devi
 def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
     """One run, start to end: device, data and split, model, training, test predictions; `status`
     collects what the run learns on the way (the caller writes it)."""
-    from common import registry
+    from common import accel, registry
     from common.checkpoint import remove_resume_state
     from common.data import build_loaders
     from common.train import fit
@@ -211,7 +211,7 @@ def execute(spec: RunSpec, run_dir: Path, status: dict[str, Any]) -> None:
                  batch_transform=loaders.batch_transform)
     status.update(training_cost(run_dir / "train_log.jsonl", len(loaders.train), tcfg["batch_size"],
                                 len(train_idx), tcfg["drop_last"], device))
-    test_acc = _test_and_record(task, loaders.test, pool, run_dir, device, bool(tcfg["amp"]) and device.type == "cuda")
+    test_acc = _test_and_record(task, loaders.test, pool, run_dir, device, accel.autocast_dtype(tcfg, device))
     logger.info(f"selected epoch {result.best_epoch} (val acc {result.best_val_accuracy:.4f}); test acc {test_acc:.4f}")
     if not tcfg["keep_checkpoint"]:
         (run_dir / "best.pt").unlink(missing_ok=True)

@@ -100,12 +100,14 @@ def _step_with_warmup(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, 
 
 
 @torch.no_grad()
-def predict(task: Task, loader: DataLoader, device: torch.device, amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pool indices, labels, logits) over a loader, in eval mode."""
+def predict(task: Task, loader: DataLoader, device: torch.device,
+            amp_dtype: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pool indices, labels, logits) over a loader, in eval mode; under autocast to `amp_dtype` when
+    given (accel.autocast_dtype: the dtype the run trained in)."""
     task.eval()
     idx, ys, logits = [], [], []
     for x, y, i in loader:
-        with torch.autocast(device.type, enabled=amp):
+        with torch.autocast(device.type, enabled=amp_dtype is not None, dtype=amp_dtype):
             out = task.predict(x.to(device, non_blocking=True))
         logits.append(out.float().cpu())
         ys.append(y)
@@ -113,9 +115,10 @@ def predict(task: Task, loader: DataLoader, device: torch.device, amp: bool = Fa
     return torch.cat(idx).numpy(), torch.cat(ys).numpy(), torch.cat(logits).numpy()
 
 
-def evaluate(task: Task, loader: DataLoader, device: torch.device, amp: bool = False) -> tuple[float, float]:
+def evaluate(task: Task, loader: DataLoader, device: torch.device,
+             amp_dtype: torch.dtype | None = None) -> tuple[float, float]:
     """(cross-entropy, accuracy) of the prediction logits."""
-    _, y, logits = predict(task, loader, device, amp)
+    _, y, logits = predict(task, loader, device, amp_dtype)
     t = torch.from_numpy(logits)
     loss = float(F.cross_entropy(t, torch.from_numpy(y)).item())
     return loss, float((logits.argmax(1) == y).mean())
@@ -183,7 +186,7 @@ class _Trainer:
 
 
 def _build_trainer(task: Task, device: torch.device, tcfg: dict[str, Any], n_batches: int, n_samples: int) -> _Trainer:
-    amp = bool(tcfg["amp"]) and device.type == "cuda"
+    amp = accel.autocast_dtype(tcfg, device) is not None
     if tcfg["amp"] and device.type != "cuda":
         # A Python warning, not a log line: tests/common/test_accel.py checks it with pytest.warns.
         warnings.warn("train.amp=true is ignored on CPU (mixed precision here is CUDA only)", stacklevel=3)
@@ -242,7 +245,7 @@ def _train_epoch(tr: _Trainer, loader: DataLoader, epoch: int, epochs: int, log:
         if batch_transform is not None:
             x = batch_transform(x)
         x = accel.layout(x, device, tcfg)
-        with torch.autocast(device.type, enabled=tr.amp, dtype=accel.amp_dtype(tcfg) if tr.amp else None):
+        with torch.autocast(device.type, enabled=tr.amp, dtype=accel.autocast_dtype(tcfg, device)):
             out = tr.step_model(x, y)
         loss = out["loss"]
         if not torch.isfinite(loss):
@@ -316,7 +319,7 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
         lr = tr.opt.param_groups[0]["lr"]
         if tr.sched is not None and not tr.per_batch:
             tr.sched.step()
-        val_loss, val_acc = evaluate(task, val_loader, device, tr.amp)
+        val_loss, val_acc = evaluate(task, val_loader, device, accel.autocast_dtype(tcfg, device))
         improved = sel.update(epoch, val_loss, val_acc)
         if improved:
             atomic_torch_save(task.state_dict(), ckpt)

@@ -59,3 +59,33 @@ def test_on_cpu_the_helpers_hand_back_what_they_got() -> None:
 def test_an_unknown_amp_dtype_names_the_choices() -> None:
     with pytest.raises(ValueError, match="valid: float16, bfloat16"):
         accel.amp_dtype({"amp_dtype": "fp8"})
+
+
+def test_evaluation_computes_in_the_dtype_training_used() -> None:
+    """Validation and test predictions run under the autocast dtype of the training steps (a
+    bfloat16 run used to be evaluated under float16), and under none where AMP is off or not CUDA."""
+    from common.train import predict
+
+    seen: list[torch.dtype] = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 3)
+
+        def predict(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.fc(x)
+            seen.append(out.dtype)
+            return out
+
+    cfg = {"amp": True, "amp_dtype": "bfloat16"}
+    assert accel.autocast_dtype(cfg, torch.device("cuda")) == torch.bfloat16
+    assert accel.autocast_dtype({**cfg, "amp_dtype": "float16"}, torch.device("cuda")) == torch.float16
+    assert accel.autocast_dtype(cfg, torch.device("cpu")) is None
+    assert accel.autocast_dtype({**cfg, "amp": False}, torch.device("cuda")) is None
+    # The CPU's autocast takes both dtypes, so the dtype's way into predict is checked for real here;
+    # float16 is not the CPU's default, so it shows the dtype is passed, not assumed.
+    loader = [(torch.randn(5, 4), torch.zeros(5, dtype=torch.long), torch.arange(5))]
+    for dtype in (torch.float16, torch.bfloat16, None):
+        predict(Probe(), loader, torch.device("cpu"), dtype)
+    assert seen == [torch.float16, torch.bfloat16, torch.float32]
