@@ -136,6 +136,7 @@ def decoded_images(pool: Pool, size: int, interpolation: str, resize: Callable[[
                 _build(pool, resize, size, folder, meta, log)
                 log(f"decoded cache: built {folder} ({len(pool)} images, {time.time() - t0:.1f}s)")
                 images = _load(folder, len(pool))
+                _mention_older_formats(root, log)
             else:
                 log(f"decoded cache: {folder}")
     except OSError as e:
@@ -143,6 +144,30 @@ def decoded_images(pool: Pool, size: int, interpolation: str, resize: Callable[[
             "(set FER_CACHE_DIR to a writable folder, or data.cache=false to silence this)")
         return None
     return images
+
+
+def older_formats(root: Path) -> list[Path]:
+    """Cache folders under `root` written by an earlier CACHE_FORMAT: this code never reads them."""
+    old = []
+    for meta in sorted(root.glob("*/meta.json")):
+        try:
+            fmt = json.loads(meta.read_text(encoding="utf-8")).get("format", 1)
+        except (OSError, ValueError):
+            continue
+        if isinstance(fmt, int) and fmt < CACHE_FORMAT:
+            old.append(meta.parent)
+    return old
+
+
+def _mention_older_formats(root: Path, log: Callable[[str], None]) -> None:
+    """One log line when a cache of an earlier format still takes space (a format change orphans
+    every cache, tens of GB for a full sweep's datasets); deleting is left to the user, whose
+    other checkouts may still read them."""
+    old = older_formats(root)
+    if old:
+        gb = sum(f.stat().st_size for d in old for f in d.iterdir() if f.is_file()) / 1e9
+        log(f"decoded cache: {len(old)} folder(s) in {root} hold an older cache format (before {CACHE_FORMAT}) that "
+            f"this version no longer reads ({gb:.2f} GB): {', '.join(d.name for d in old)}; delete them to free the space")
 
 
 class _Progress:

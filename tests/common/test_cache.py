@@ -143,3 +143,23 @@ def test_a_batched_augmentation_run_says_so_and_reads_the_cache(tmp_path: Path, 
     assert status["status"] == "done" and status["data_path"]["augmentation"] == "batched"
     assert status["data_path"]["decoded_cache"] and status["data_path"]["train_workers"] == 0
     assert (run_dir / "train_log.jsonl").read_text().count("train_loss") == 2
+
+
+def test_caches_of_an_older_format_are_named_once_a_new_one_is_built(tmp_path: Path, monkeypatch) -> None:
+    """A format change orphans every cache; building the new one names the old folders and their
+    size, and deletes nothing (another checkout may still read them)."""
+    from common import cache
+
+    pool, resize = _pool(tmp_path / "data"), resize_op(SPEC, 40)
+    with monkeypatch.context() as m:
+        m.setattr(cache, "CACHE_FORMAT", cache.CACHE_FORMAT - 1)
+        decoded_images(pool, 40, "bicubic", resize, log=lambda _: None, root=tmp_path / "cache")
+    (old,) = cache.older_formats(tmp_path / "cache")
+    logs: list[str] = []
+    decoded_images(pool, 40, "bicubic", resize, log=logs.append, root=tmp_path / "cache")
+    (line,) = [x for x in logs if "older cache format" in x]
+    assert old.name in line and "GB" in line and old.exists()
+    # Reading a finished cache does not scan the folder again.
+    logs.clear()
+    decoded_images(pool, 40, "bicubic", resize, log=logs.append, root=tmp_path / "cache")
+    assert not any("older cache format" in x for x in logs)
