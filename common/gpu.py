@@ -39,7 +39,8 @@ def supported(capability: tuple[int, int], arch_list: list[str]) -> bool:
 def preflight(device: torch.device) -> str:
     """Check `device` (raise GPUPreflightError) and return a one-line description of it."""
     if device.type != "cuda":
-        if os.environ.get("FER_EXPECT_CUDA") == "1":
+        # A GPU the user sent away on purpose (train.device=cpu) is no failure of the toolkit.
+        if os.environ.get("FER_EXPECT_CUDA") == "1" and not torch.cuda.is_available():
             raise GPUPreflightError(
                 "a GPU was assigned to this run (GPUS=...) but torch sees no CUDA device "
                 f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); in a container this means the "
@@ -63,7 +64,9 @@ def preflight(device: torch.device) -> str:
     if share > 1:
         # Runs sharing a GPU (JOBS > GPUS) each get a fixed part of its memory, so one run's growth is
         # its own out-of-memory failure, not its neighbours'.
-        torch.cuda.set_per_process_memory_fraction(1 / share, device)
+        # This call needs an index, and train.device=auto gives plain `cuda` (the current device).
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        torch.cuda.set_per_process_memory_fraction(1 / share, index)
         return f"{device} ({name}, compute capability {cap}; shared by {share} runs, 1/{share} of its memory each)"
     return f"{device} ({name}, compute capability {cap})"
 

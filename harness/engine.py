@@ -6,6 +6,7 @@ $FER_ENGINE_DIR); the Docker SDK's default (/var/run/docker.sock). Errors a user
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -94,14 +95,41 @@ def image_info(client: Any, tag: str) -> dict[str, Any]:
             "size_mb": round(image.attrs.get("Size", 0) / 1e6, 1)}
 
 
-def gpu_runtime(client: Any) -> str | None:
-    """How this engine hands GPUs to containers: 'nvidia' (Docker runtime), 'cdi' (Podman), or None."""
+# Podman's Docker-compatible API passes a CDI device to a container (a DeviceRequest with driver
+# "cdi") from version 5.5 on; older versions fail at create time on the device's name.
+PODMAN_CDI_SINCE = (5, 5)
+# Docker's GPU device requests go through this hook of the NVIDIA container toolkit, whether or not an
+# `nvidia` runtime is registered with the daemon.
+NVIDIA_HOOK = "nvidia-container-runtime-hook"
+
+
+def engine_version(client: Any) -> tuple[int, ...]:
+    """The engine's version as numbers, e.g. (4, 3, 1)."""
+    text = str(client.version().get("Version", ""))
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def gpu_runtime(client: Any) -> str:
+    """How this engine hands GPUs to containers: 'cdi' (Podman with the NVIDIA CDI spec) or 'nvidia'
+    (Docker with the NVIDIA container toolkit). An EngineError saying what to install otherwise."""
     if is_podman(client):
+        version = engine_version(client)
+        if version < PODMAN_CDI_SINCE:
+            raise EngineError(
+                f"GPUs in containers need Podman {'.'.join(map(str, PODMAN_CDI_SINCE))} or newer (its API passes "
+                f"CDI devices from then on); this engine is Podman {'.'.join(map(str, version))}. Upgrade Podman, use "
+                "Docker with the NVIDIA container toolkit, or run on the host: RUNNER=local with GPUS (with "
+                "LAUNCH='apptainer exec --nv ...' for an image)")
         specs = [Path("/etc/cdi"), Path("/var/run/cdi")]
-        found = any(p.is_dir() and any(p.glob("nvidia*.*")) for p in specs)
-        return "cdi" if found else None
+        if not any(p.is_dir() and any(p.glob("nvidia*.*")) for p in specs):
+            raise EngineError("GPUS asked for, but Podman has no GPU runtime: generate the NVIDIA CDI spec "
+                              "(`nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`), or run without GPUS (CPU)")
+        return "cdi"
     runtimes = client.info().get("Runtimes") or {}
-    return "nvidia" if "nvidia" in runtimes else None
+    if "nvidia" not in runtimes and not shutil.which(NVIDIA_HOOK):
+        raise EngineError("GPUS asked for, but Docker has no GPU runtime: install the NVIDIA container toolkit "
+                          "(then `nvidia-ctk runtime configure --runtime=docker`), or run without GPUS (CPU)")
+    return "nvidia"
 
 
 def pinned_reference(client: Any, ref: str) -> str:

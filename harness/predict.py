@@ -40,8 +40,15 @@ def predict_args(run_dir: str, images: str, out: str, align: bool, device: str, 
     return args
 
 
-def run_local(run_dir: Path, images: Path, out: Path, align: bool, device: str, threads: int | None) -> int:
+def run_local(run_dir: Path, images: Path, out: Path, align: bool, device: str, threads: int | None,
+              gpu: str | None = None) -> int:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if gpu is not None:  # the GPU GPUS names, counted as a sweep counts them (harness/runners/local.py)
+        from harness.runners.local import visible_gpu
+        from harness.runners.supervisor import gpu_env
+
+        env["CUDA_VISIBLE_DEVICES"] = visible_gpu(gpu, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        env["CUDA_DEVICE_ORDER"] = gpu_env(1)["CUDA_DEVICE_ORDER"]
     cmd = [sys.executable, *predict_args(str(run_dir.resolve()), str(images.resolve()), str(out.resolve()),
                                          align, device, threads)]
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
@@ -61,8 +68,6 @@ def container_options(run_dir: Path, images: Path, out: Path, gpu: str | None, m
         raise engine.EngineError(f"image {tag} is not built: run `make build MODEL={spec.model}`")
     if gpu is not None:
         launcher.gpu_runtime = engine.gpu_runtime(launcher.client)
-        if launcher.gpu_runtime is None:
-            raise engine.EngineError(f"GPUS={gpu} asked for, but the engine has no GPU runtime (see docker/README.md)")
     opts = launcher.options(Planned(spec, run_dir, RunStatus.DONE), gpu)
     opts["volumes"] = {str(run_dir.resolve()): {"bind": RUN_RO, "mode": "ro"},
                        str(images.resolve()): {"bind": IMAGES_RO, "mode": "ro"},
@@ -107,7 +112,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         code = run_container(run_dir, images, out, args.align, args.device, args.threads,
                              gpu=args.gpus, memory=args.memory)
     else:
-        code = run_local(run_dir, images, out, args.align, args.device, args.threads)
+        code = run_local(run_dir, images, out, args.align, args.device, args.threads, gpu=args.gpus)
     if code == 0:
         logger.info(f"wrote {out / 'predictions.csv'} and {out / 'contact_sheet.png'}")
     return code
@@ -124,7 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--runner", default="local", choices=["local", "container"],
                    help="local subprocess, or the model's container (make build first)")
-    p.add_argument("--gpus", default=None, help="container runner: one GPU index, e.g. 0")
+    p.add_argument("--gpus", default=None, help="one GPU index, e.g. 0 (both runners)")
     p.add_argument("--memory", default=None, help="container runner: memory limit, e.g. 16g")
     p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results)")
     p.set_defaults(func=cmd_predict)

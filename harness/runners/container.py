@@ -144,6 +144,16 @@ class ContainerLaunch:
             pass
 
 
+def gpu_request(runtime: str | None, device: str) -> Any:
+    """The device request that gives a container host GPU `device` (numbered as nvidia-smi does):
+    by its CDI name for Podman, by index through the NVIDIA toolkit for Docker."""
+    import docker
+
+    if runtime == "cdi":
+        return docker.types.DeviceRequest(driver="cdi", device_ids=[f"nvidia.com/gpu={device}"])
+    return docker.types.DeviceRequest(device_ids=[device], capabilities=[["gpu"]])
+
+
 class ContainerLauncher:
     name = "container"
 
@@ -163,11 +173,6 @@ class ContainerLauncher:
         reap_orphans(self.client)
         if gpus:
             self.gpu_runtime = engine.gpu_runtime(self.client)
-            if self.gpu_runtime is None:
-                raise engine.EngineError(
-                    f"GPUS={','.join(gpus)} asked for, but the engine has no GPU runtime: install the NVIDIA "
-                    "container toolkit (Docker: `nvidia-ctk runtime configure --runtime=docker`; Podman: "
-                    "`nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`), or run without GPUS (CPU)")
         for model in sorted({p.spec.model for p in todo}):
             tag = images.image_tag(model, self.base_image)
             if not engine.image_exists(self.client, tag):
@@ -185,12 +190,7 @@ class ContainerLauncher:
         kwargs: dict[str, Any] = {}
         if device is not None:
             env.update(gpu_env(share))
-            if self.gpu_runtime == "cdi":
-                kwargs["devices"] = [f"nvidia.com/gpu={device}"]
-            else:
-                import docker
-
-                kwargs["device_requests"] = [docker.types.DeviceRequest(device_ids=[device], capabilities=[["gpu"]])]
+            kwargs["device_requests"] = [gpu_request(self.gpu_runtime, device)]
         if self.memory:
             kwargs["mem_limit"] = self.memory
             kwargs["memswap_limit"] = self.memory  # no swap on top: a too-small limit is an OOM kill, not a crawl

@@ -13,8 +13,25 @@ from pathlib import Path
 from typing import Iterator
 
 from common.config import ROOT
+from common.errors import ConfigError
 from harness.plan import Planned
-from harness.runners.supervisor import Exit, Supervisor, gpu_env
+from harness.runners.supervisor import Exit, Supervisor, gpu_env, logger
+
+# Present on a Linux machine with an NVIDIA driver loaded.
+NVIDIA_CONTROL = Path("/dev/nvidiactl")
+
+
+def visible_gpu(device: str, parent: str | None) -> str:
+    """CUDA_VISIBLE_DEVICES for a run given GPU `device` as GPUS names it. When the harness itself
+    sees only some GPUs (a SLURM allocation, a shared server: CUDA_VISIBLE_DEVICES already set),
+    GPUS counts among those, so GPUS=0 is the first GPU this shell may use, not the machine's first."""
+    visible = [v.strip() for v in (parent or "").split(",") if v.strip()]
+    if not visible or not device.isdigit():
+        return device
+    if int(device) >= len(visible):
+        raise ConfigError(f"GPUS has {device}, but this shell's CUDA_VISIBLE_DEVICES={parent} leaves {len(visible)} "
+                          f"GPU(s) visible, and GPUS counts among those: valid 0..{len(visible) - 1}")
+    return visible[int(device)]
 
 
 class LocalLaunch:
@@ -58,14 +75,20 @@ class LocalLauncher:
         self.python = python or ("python" if self.prefix else sys.executable)
 
     def preflight(self, todo: list[Planned], gpus: list[str] | None) -> None:
-        pass  # nothing to check before starting a subprocess
+        for device in gpus or []:
+            visible_gpu(device, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        if not gpus and NVIDIA_CONTROL.exists():
+            logger.warning("this machine has NVIDIA GPUs, but GPUS is not set: the runs use the CPU "
+                           "(GPUS=0, or GPUS=0,1 and so on, puts them on GPUs)")
 
     def start(self, p: Planned, spec_path: Path, device: str | None, share: int = 1) -> LocalLaunch:
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    PYTHONUNBUFFERED="1", FER_PARENT_PID=str(os.getpid()))
         if device is not None:
-            env["CUDA_VISIBLE_DEVICES"] = device
+            env["CUDA_VISIBLE_DEVICES"] = visible_gpu(device, os.environ.get("CUDA_VISIBLE_DEVICES"))
             env.update(gpu_env(share))
+        else:  # no GPUS: the CPU, as a container without GPUS (train.device=auto would take GPU 0 unasked)
+            env["CUDA_VISIBLE_DEVICES"] = ""
         return LocalLaunch([*self.prefix, self.python, "-m", "common.run", str(spec_path.resolve())], env)
 
 

@@ -43,3 +43,14 @@ def test_container_spec_names_mount_points_and_keeps_the_hash(tmp_path):
     vols = mounts(planned)
     assert vols[str(data.resolve())] == {"bind": DATA, "mode": "ro"}
     assert vols[str(weights.resolve())] == {"bind": WEIGHTS, "mode": "ro"}
+
+
+def test_a_gpu_reaches_a_container_by_cdi_name_on_podman_and_by_index_on_docker():
+    """Podman's API takes a GPU as a CDI device request (a device *path* named nvidia.com/gpu=N is
+    refused by every Podman); Docker's as an index with the gpu capability."""
+    from harness.runners.container import gpu_request
+
+    cdi = gpu_request("cdi", "1")
+    assert cdi["Driver"] == "cdi" and cdi["DeviceIDs"] == ["nvidia.com/gpu=1"]
+    docker = gpu_request("nvidia", "1")
+    assert docker["DeviceIDs"] == ["1"] and docker["Capabilities"] == [["gpu"]] and not docker["Driver"]

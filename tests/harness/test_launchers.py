@@ -82,3 +82,32 @@ def test_runs_sharing_a_gpu_are_told_so(harness, tmp_path) -> None:
     assert lines == ["0 2 1", "0 2 1", "1 2 1", "1 2 1"], proc.stdout[-3000:]
     df = summary(harness.results)
     assert set(df["error_class"]) == {"GPUPreflightError"}
+
+
+def _recording_wrapper(marker: Path) -> str:
+    """A launch prefix that records the run's GPU environment, then runs it."""
+    script = (f'echo "[$CUDA_VISIBLE_DEVICES] ${{CUDA_DEVICE_ORDER:-unset}}" >> {shlex.quote(str(marker))} && '
+              f'PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH exec "$@"')
+    return f"sh -c {shlex.quote(script)} wrapper"
+
+
+def test_gpus_count_among_the_gpus_this_shell_may_use(harness, tmp_path) -> None:
+    """Inside an allocation that shows this shell GPUs 5 and 7, GPUS=0,1 means those two (in PCI bus
+    order, as nvidia-smi numbers them), and GPUS=2 is an error naming the visible set."""
+    marker = tmp_path / "env"
+    harness.env["CUDA_VISIBLE_DEVICES"] = "5,7"
+    run = RUN[:-1] + ("2",)
+    proc = harness(*run, "--gpus", "0,1", "--launch-prefix", _recording_wrapper(marker), check=False)
+    assert sorted(marker.read_text().splitlines()) == ["[5] PCI_BUS_ID", "[7] PCI_BUS_ID"], proc.stdout[-3000:]
+    proc = harness(*RUN, "--gpus", "2", check=False)
+    assert proc.returncode == 2 and "CUDA_VISIBLE_DEVICES=5,7" in proc.stdout and "valid 0..1" in proc.stdout
+
+
+def test_without_gpus_a_run_sees_no_gpu(harness, tmp_path) -> None:
+    """GPUS unset means the CPU, for the local runner as for a container: train.device=auto must not
+    take GPU 0 of a GPU machine unasked (several runs at once, without any memory cap)."""
+    marker = tmp_path / "env"
+    harness.env["CUDA_VISIBLE_DEVICES"] = "0"
+    proc = harness(*RUN, "--launch-prefix", _recording_wrapper(marker))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert marker.read_text().splitlines() == ["[] unset"]
