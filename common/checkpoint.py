@@ -190,14 +190,18 @@ def save_resume_state(run_dir: Path, state: dict[str, Any]) -> None:
     atomic_torch_save(state, Path(run_dir) / RESUME_NAME)
 
 
-def load_resume_state(run_dir: Path, spec_hash: str, map_location: Any = "cpu") -> tuple[dict[str, Any] | None, str]:
+def load_resume_state(run_dir: Path, spec_hash: str) -> tuple[dict[str, Any] | None, str]:
     """(state, why) of `last.pt`: the state if the file is there, readable and written for `spec_hash`;
-    otherwise None and the reason in words ("" when there is simply no file)."""
+    otherwise None and the reason in words ("" when there is simply no file).
+
+    Always read onto the CPU, whatever device the run trains on: the RNG states must be CPU tensors
+    for set_rng_state, and load_state_dict moves weights and optimiser state to their parameters'
+    device itself."""
     path = Path(run_dir) / RESUME_NAME
     if not path.is_file():
         return None, ""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a damaged file is a fresh start, said out loud, never a crash
         return None, f"{path} is unreadable ({type(e).__name__}: {e}); starting from epoch 1"
     if not isinstance(state, Mapping) or state.get("spec_hash") != spec_hash:

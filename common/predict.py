@@ -116,7 +116,7 @@ def align_photos(photos: list[Photo], size: int, margin: float, device: str) -> 
 
 def predict_photos(run_dir: Path, images: Path, out: Path, *, align: bool = False, align_size: int = 112,
                    margin: float = 0.25, device: str = "cpu", batch_size: int = 32) -> list[Photo]:
-    from common import registry
+    from common import accel, registry
     from common.train import resolve_device
     from common.transforms import eval_transform
 
@@ -135,7 +135,10 @@ def predict_photos(run_dir: Path, images: Path, out: Path, *, align: bool = Fals
         align_photos(photos, align_size, margin, str(dev))
     transform = eval_transform(adapter.input_spec, spec.config)
     ok = [p for p in photos if p.image is not None]
-    with torch.no_grad():
+    # The precision the run was validated and tested in (its AMP dtype on CUDA), so the same photo
+    # scores as in the run's predictions.csv.
+    amp_dtype = accel.autocast_dtype(spec.config["train"], dev)
+    with torch.no_grad(), torch.autocast(dev.type, enabled=amp_dtype is not None, dtype=amp_dtype):
         for i in range(0, len(ok), batch_size):
             chunk = ok[i:i + batch_size]
             x = torch.stack([transform(p.image) for p in chunk]).to(dev)

@@ -205,7 +205,7 @@ def _resume(tr: _Trainer, run_dir: Path, spec_hash: str, generator: torch.Genera
             log: Callable[[str], None]) -> tuple[int, int, _Selection]:
     """Continue from last.pt written for `spec_hash`, if any: (first epoch to run, resumes, selection)."""
     log_path, ckpt = run_dir / "train_log.jsonl", run_dir / "best.pt"
-    state, why = load_resume_state(run_dir, spec_hash, tr.device)
+    state, why = load_resume_state(run_dir, spec_hash)
     if why:
         logger.warning(why)
     if state is not None and state["best_epoch"] >= 0 and not ckpt.is_file():
