@@ -73,6 +73,8 @@ def source_pixels(n: int, h: int, w: int, device: torch.device | None = None, *,
         q = torch.where(flip.to(device)[:, None, None], (w - 1) - q, q)
     pc, qc = p.clamp(0, h - 1), q.clamp(0, w - 1)
     inside = (pc == p) & (qc == q)
+    # Without a rotation pc and qc are still a column and a row: convert them first, so the only
+    # h * w pass is the sum; with one they are full maps, and one float pass plus one conversion is least.
     pixel = (pc.long() * w + qc.long()) if angles is None else torch.add(qc, pc, alpha=w).long()
     return pixel.expand(n, h, w), inside.expand(n, h, w)
 

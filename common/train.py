@@ -177,7 +177,7 @@ class _Trainer:
     scaler: torch.amp.GradScaler
     device: torch.device
     tcfg: dict[str, Any]
-    amp: bool
+    amp_dtype: torch.dtype | None  # autocast dtype (accel.autocast_dtype), for the steps and evaluation alike
     step: int = 0
 
     @property
@@ -186,7 +186,7 @@ class _Trainer:
 
 
 def _build_trainer(task: Task, device: torch.device, tcfg: dict[str, Any], n_batches: int, n_samples: int) -> _Trainer:
-    amp = accel.autocast_dtype(tcfg, device) is not None
+    amp_dtype = accel.autocast_dtype(tcfg, device)
     if tcfg["amp"] and device.type != "cuda":
         # A Python warning, not a log line: tests/common/test_accel.py checks it with pytest.warns.
         warnings.warn("train.amp=true is ignored on CPU (mixed precision here is CUDA only)", stacklevel=3)
@@ -194,11 +194,11 @@ def _build_trainer(task: Task, device: torch.device, tcfg: dict[str, Any], n_bat
     step_model = accel.prepare(task, device, tcfg)  # channels-last / compiled on CUDA; `task` itself on CPU
     opt = build_optimizer(task.param_groups(), tcfg)
     sched = build_scheduler(opt, tcfg)
-    scaler = torch.amp.GradScaler("cuda", enabled=accel.needs_scaler(amp, tcfg))
+    scaler = torch.amp.GradScaler("cuda", enabled=accel.needs_scaler(amp_dtype is not None, tcfg))
     if n_batches == 0:
         raise ValueError(f"the training split ({n_samples} samples) is smaller than one batch "
                          f"(train.batch_size={tcfg['batch_size']}); lower the batch size")
-    return _Trainer(task, step_model, opt, sched, scaler, device, tcfg, amp)
+    return _Trainer(task, step_model, opt, sched, scaler, device, tcfg, amp_dtype)
 
 
 def _resume(tr: _Trainer, run_dir: Path, spec_hash: str, generator: torch.Generator | None, epochs: int,
@@ -245,7 +245,7 @@ def _train_epoch(tr: _Trainer, loader: DataLoader, epoch: int, epochs: int, log:
         if batch_transform is not None:
             x = batch_transform(x)
         x = accel.layout(x, device, tcfg)
-        with torch.autocast(device.type, enabled=tr.amp, dtype=accel.autocast_dtype(tcfg, device)):
+        with torch.autocast(device.type, enabled=tr.amp_dtype is not None, dtype=tr.amp_dtype):
             out = tr.step_model(x, y)
         loss = out["loss"]
         if not torch.isfinite(loss):
@@ -319,7 +319,7 @@ def fit(task: Task, train_loader: DataLoader, val_loader: DataLoader, cfg: dict[
         lr = tr.opt.param_groups[0]["lr"]
         if tr.sched is not None and not tr.per_batch:
             tr.sched.step()
-        val_loss, val_acc = evaluate(task, val_loader, device, accel.autocast_dtype(tcfg, device))
+        val_loss, val_acc = evaluate(task, val_loader, device, tr.amp_dtype)
         improved = sel.update(epoch, val_loss, val_acc)
         if improved:
             atomic_torch_save(task.state_dict(), ckpt)

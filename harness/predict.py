@@ -43,12 +43,10 @@ def predict_args(run_dir: str, images: str, out: str, align: bool, device: str, 
 def run_local(run_dir: Path, images: Path, out: Path, align: bool, device: str, threads: int | None,
               gpu: str | None = None) -> int:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    if gpu is not None:  # the GPU GPUS names, counted as a sweep counts them (harness/runners/local.py)
-        from harness.runners.local import visible_gpu
-        from harness.runners.supervisor import gpu_env
+    if gpu is not None:  # the GPU GPUS names, counted as a sweep counts them
+        from harness.runners.local import host_gpu_env
 
-        env["CUDA_VISIBLE_DEVICES"] = visible_gpu(gpu, os.environ.get("CUDA_VISIBLE_DEVICES"))
-        env["CUDA_DEVICE_ORDER"] = gpu_env(1)["CUDA_DEVICE_ORDER"]
+        env.update(host_gpu_env(gpu))
     cmd = [sys.executable, *predict_args(str(run_dir.resolve()), str(images.resolve()), str(out.resolve()),
                                          align, device, threads)]
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode

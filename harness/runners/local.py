@@ -34,6 +34,14 @@ def visible_gpu(device: str, parent: str | None) -> str:
     return visible[int(device)]
 
 
+def host_gpu_env(device: str) -> dict[str, str]:
+    """How a process on this host is given GPU `device` as GPUS names it: the visible device (see
+    visible_gpu) numbered along the PCI bus, as nvidia-smi, Docker, CDI and SLURM count GPUs (CUDA's
+    own default puts the fastest first), unless this shell chose an order."""
+    return {"CUDA_VISIBLE_DEVICES": visible_gpu(device, os.environ.get("CUDA_VISIBLE_DEVICES")),
+            "CUDA_DEVICE_ORDER": os.environ.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID")}
+
+
 class LocalLaunch:
     def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
         # Own session: a timeout or Ctrl-C reaches the run together with its DataLoader workers.
@@ -85,7 +93,7 @@ class LocalLauncher:
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                    PYTHONUNBUFFERED="1", FER_PARENT_PID=str(os.getpid()))
         if device is not None:
-            env["CUDA_VISIBLE_DEVICES"] = visible_gpu(device, os.environ.get("CUDA_VISIBLE_DEVICES"))
+            env.update(host_gpu_env(device))
             env.update(gpu_env(share))
         else:  # no GPUS: the CPU, as a container without GPUS (train.device=auto would take GPU 0 unasked)
             env["CUDA_VISIBLE_DEVICES"] = ""

@@ -9,7 +9,6 @@ so, stragglers are killed after a grace period, and the next sweep redoes them.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import signal
 import threading
@@ -61,11 +60,8 @@ class Launcher(Protocol):
 
 def gpu_env(share: int) -> dict[str, str]:
     """Environment of a run given a GPU: the run must find CUDA (common/gpu.preflight), and when `share`
-    runs use the GPU at once each caps itself at 1/share of its memory. GPU numbers follow the PCI bus,
-    as nvidia-smi, Docker, CDI and SLURM count them (CUDA's own default puts the fastest GPU first),
-    unless this shell chose an order."""
-    return {"FER_EXPECT_CUDA": "1", "FER_GPU_SHARE": str(share),
-            "CUDA_DEVICE_ORDER": os.environ.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID")}
+    runs use the GPU at once each caps itself at 1/share of its memory."""
+    return {"FER_EXPECT_CUDA": "1", "FER_GPU_SHARE": str(share)}
 
 
 def gpu_slots(gpus: list[str], jobs: int) -> tuple[list[str], int]:
